@@ -1,0 +1,290 @@
+"""The customer's side of consent: questions, answers and the always-available commands.
+
+Every UI sits behind `ConsentPrompt`. `TerminalPrompt` always works: it prints each question
+(engineer name and level, case, view or control, recorded or not, and the read-back words) and
+reads answers and single-letter commands from stdin in a reader thread, so the event loop never
+blocks on the keyboard. `TkPrompt` (agent_client/prompt_tk.py) is a small window for customers
+who started the agent without a terminal.
+
+Questions are asked one at a time, in arrival order. The commands work at any moment, even
+while a question is open: pausing, revoking or ending must never wait for anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol, TextIO
+
+from agent_client.consent import PendingRequest
+from rsb_protocol.messages import Level, Permission
+from rsb_protocol.readback import ReadbackString
+
+__all__ = [
+    "COMMAND_HELP",
+    "Banner",
+    "Command",
+    "ConsentPrompt",
+    "PromptUnavailable",
+    "Question",
+    "QuestionQueue",
+    "TerminalPrompt",
+    "describe",
+]
+
+LEVEL_TITLES = {
+    Level.L1: "support desk",
+    Level.L2: "remote support engineer",
+    Level.L3: "design engineering",
+}
+
+
+class PromptUnavailable(RuntimeError):
+    """The UI cannot start (no display, no Tk); raised by `start` before anything happens."""
+
+
+class Command(Enum):
+    """What the customer can do at any moment."""
+
+    PAUSE = "p"
+    """Pause, or resume if paused."""
+    REVOKE_CONTROL = "r"
+    """Take control back."""
+    REVOKE_VIEW = "v"
+    """Stop every engineer from seeing the screen."""
+    END = "e"
+    """End the session."""
+
+
+COMMAND_HELP = (
+    "Commands (type the letter, then Enter): "
+    "p = pause/resume,  r = take back control,  v = stop all viewing,  e = end the session"
+)
+
+
+@dataclass(frozen=True)
+class Banner:
+    """What the customer is told when the agent starts (from the join response)."""
+
+    case_number: str
+    engineer: str
+    broker: str
+
+
+@dataclass(frozen=True)
+class Question:
+    """One consent question: the request and the read-back string at the time of asking."""
+
+    request: PendingRequest
+    readback: ReadbackString
+
+
+def describe(question: Question) -> list[str]:
+    """The lines every UI shows for a question, so the wording is the same everywhere."""
+    r = question.request
+    title = LEVEL_TITLES.get(r.engineer_level, "")
+    action = (
+        "SEE your screen (view only, no control)"
+        if r.permission is Permission.VIEW
+        else "CONTROL your mouse and keyboard"
+    )
+    recorded = (
+        "YES: this session is recorded for later review"
+        if r.recorded
+        else "no, this session is not recorded"
+    )
+    return [
+        f"{r.organisation} asks for permission to {action}.",
+        f"  Engineer:  {r.engineer_name} ({r.engineer_level.value}{', ' + title if title else ''})",
+        f"  Case:      {r.case_number}",
+        f"  Recorded:  {recorded}",
+        f"  Read-back: {' '.join(question.readback.words)}  ({question.readback.digits[:3]} "
+        f"{question.readback.digits[3:]})",
+        "  Ask the engineer to read these words to you. If they differ, answer no.",
+    ]
+
+
+class ConsentPrompt(Protocol):
+    """A consent UI: asks questions, shows notices, reports the customer's commands."""
+
+    def start(self, banner: Banner, on_command: Callable[[Command], None]) -> None:
+        """Show the banner and start listening; `on_command` runs on the event loop."""
+        ...
+
+    async def ask(self, question: Question) -> bool | None:
+        """Ask one question; True yes, False no, None if withdrawn or nobody can answer."""
+        ...
+
+    def withdraw(self, request: PendingRequest) -> None:
+        """Close the question for `request` unanswered (its engineer left, the session ended)."""
+        ...
+
+    def notice(self, text: str) -> None:
+        """Tell the customer something (one line)."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening; open questions resolve to None."""
+        ...
+
+
+class QuestionQueue:
+    """Asks questions one at a time; `present` shows the current one (shared by the UIs)."""
+
+    def __init__(self, present: Callable[[Question | None], None]) -> None:
+        self._present = present
+        self._waiting: deque[tuple[Question, asyncio.Future[bool | None]]] = deque()
+        self._current: tuple[Question, asyncio.Future[bool | None]] | None = None
+
+    @property
+    def current(self) -> Question | None:
+        """The question on screen, if any."""
+        return self._current[0] if self._current else None
+
+    async def ask(self, question: Question) -> bool | None:
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((question, future))
+        if self._current is None:
+            self._next()
+        try:
+            return await future
+        finally:
+            # A cancelled ask (prompt timeout) must not leave its question on screen.
+            self._resolve_matching(lambda q: q is question, None)
+
+    def answer(self, allow: bool) -> bool:
+        """Answer the current question; False if none is open."""
+        if self._current is None:
+            return False
+        _, future = self._current
+        self._current = None
+        if not future.done():
+            future.set_result(allow)
+        self._next()
+        return True
+
+    def withdraw(self, request: PendingRequest) -> None:
+        self._resolve_matching(
+            lambda q: (q.request.slot, q.request.permission) == (request.slot, request.permission),
+            None,
+        )
+
+    def close(self) -> None:
+        self._resolve_matching(lambda q: True, None)
+
+    def _resolve_matching(self, match: Callable[[Question], bool], result: bool | None) -> None:
+        for question, future in [e for e in self._waiting if match(e[0])]:
+            self._waiting.remove((question, future))
+            if not future.done():
+                future.set_result(result)
+        if self._current is not None and match(self._current[0]):
+            _, future = self._current
+            self._current = None
+            if not future.done():
+                future.set_result(result)
+            self._next()
+
+    def _next(self) -> None:
+        while self._waiting and self._waiting[0][1].done():
+            self._waiting.popleft()
+        self._current = self._waiting.popleft() if self._waiting else None
+        self._present(self.current)
+
+
+class TerminalPrompt:
+    """Questions and commands on a terminal: prints to `output`, reads lines from `input`."""
+
+    def __init__(self, input: TextIO | None = None, output: TextIO | None = None) -> None:
+        self._in = input if input is not None else sys.stdin
+        self._out = output if output is not None else sys.stdout
+        self._questions = QuestionQueue(self._present)
+        self._on_command: Callable[[Command], None] = lambda command: None
+        self._task: asyncio.Task[None] | None = None
+        self._eof = False
+
+    def start(self, banner: Banner, on_command: Callable[[Command], None]) -> None:
+        self._on_command = on_command
+        self._print(
+            f"rsb-agent: remote support for case {banner.case_number}",
+            f"  engineer {banner.engineer}, via {banner.broker}",
+            "Nothing on this computer is shared until you answer yes to a question below.",
+            COMMAND_HELP,
+        )
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        # A daemon thread, because a blocking readline cannot be cancelled and must not keep
+        # the process alive after the session ended.
+        threading.Thread(
+            target=_read_lines, args=(self._in, loop, lines), name="rsb-stdin", daemon=True
+        ).start()
+        self._task = loop.create_task(self._dispatch(lines), name="rsb-terminal-prompt")
+
+    async def ask(self, question: Question) -> bool | None:
+        if self._eof:
+            return None
+        return await self._questions.ask(question)
+
+    def withdraw(self, request: PendingRequest) -> None:
+        if self._questions.current and self._questions.current.request == request:
+            self._print("(That request was withdrawn.)")
+        self._questions.withdraw(request)
+
+    def notice(self, text: str) -> None:
+        self._print(f"* {text}")
+
+    def close(self) -> None:
+        self._questions.close()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _present(self, question: Question | None) -> None:
+        if question is not None:
+            self._print("", *describe(question), "Allow? Type y or n, then Enter:")
+
+    async def _dispatch(self, lines: asyncio.Queue[str | None]) -> None:
+        while True:
+            line = await lines.get()
+            if line is None:
+                # No one can answer from here (stdin closed): no consent without a person.
+                self._eof = True
+                self._questions.close()
+                self._print("* Input closed: every request will be refused.")
+                return
+            word = line.strip().lower()
+            if word in ("y", "yes", "n", "no"):
+                if not self._questions.answer(word.startswith("y")):
+                    self._print("* There is no question to answer right now.")
+            elif word in {c.value for c in Command}:
+                self._on_command(Command(word))
+            elif word in ("h", "?", "help"):
+                self._print(COMMAND_HELP)
+            elif word:
+                self._print(f"* Unknown command {word[:20]!r}. {COMMAND_HELP}")
+
+    def _print(self, *lines: str) -> None:
+        # Names and chat text come from the network: no escape sequence reaches the terminal.
+        clean = ("".join(c if c.isprintable() else "?" for c in line) for line in lines)
+        self._out.write("".join(line + "\n" for line in clean))
+        self._out.flush()
+
+
+def _read_lines(
+    stream: TextIO, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]
+) -> None:
+    """Reader thread: forward each line to the event loop; None at end of input."""
+    while True:
+        try:
+            line: str | None = stream.readline() or None
+        except (OSError, ValueError):  # closed underneath us
+            line = None
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        except RuntimeError:  # the loop is gone: the agent is exiting
+            return
+        if line is None:
+            return

@@ -1,0 +1,121 @@
+"""``create_app(settings)``: the one constructor of the broker's aiohttp application.
+
+Used by ``rsb serve`` and by every test. Resources (store, services, background sweeper) are
+opened in ``cleanup_ctx`` and closed in reverse order; nothing lives at module level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from broker.api.middleware import count_requests, error_middleware, security_headers
+from broker.api.openapi import build_openapi
+from broker.api.routing import ApiRoute, add_routes, json_response
+from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY, Clock
+from broker.audit import handlers as audit_handlers
+from broker.auth import handlers as auth_handlers
+from broker.relay.handlers import HUB_KEY, add_relay_routes
+from broker.relay.hub import Hub, ticking
+from broker.services import open_services
+from broker.sessions import handlers as session_handlers
+from broker.settings import Settings
+from broker.web import add_web_routes
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 30.0
+
+
+def broker_version() -> str:
+    try:
+        return version("remote-support-broker")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0.0.0+source"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+API_ROUTES: list[ApiRoute] = [
+    *auth_handlers.ROUTES,
+    *session_handlers.ROUTES,
+    *audit_handlers.ROUTES,
+]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES_KEY]
+    await services.store.audit_head()  # proves the database answers
+    return json_response({"status": "ok", "version": broker_version()})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[SERVICES_KEY].metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(build_openapi(API_ROUTES, version=broker_version()))
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    services = await open_services(app[SETTINGS_KEY], app[CLOCK_KEY])
+    app[SERVICES_KEY] = services
+    yield
+    await services.close()
+
+
+async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub(app[SERVICES_KEY], app[CLOCK_KEY], organisation=app[SETTINGS_KEY].organisation)
+    app[HUB_KEY] = hub
+    async with ticking(hub):
+        yield
+    await hub.close_all()
+
+
+async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+            try:
+                services = app[SERVICES_KEY]
+                await services.sessions.expire_codes()
+                # Picks up `rsb keys rotate` run by another process: new tokens use the new key.
+                await services.auth.load_keyring()
+                services.metrics.live_sessions.set(len(app[HUB_KEY].rooms))
+            except Exception:
+                log.exception("session sweeper failed; will retry")
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
+    """Build the broker application; nothing is opened until the app starts."""
+    app = web.Application(
+        middlewares=[security_headers, count_requests, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS_KEY] = settings
+    app[CLOCK_KEY] = clock
+    app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(_relay_ctx)
+    app.cleanup_ctx.append(_sweeper_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/openapi.json", openapi)
+    add_routes(app, API_ROUTES)
+    add_relay_routes(app)
+    add_web_routes(app)
+    return app

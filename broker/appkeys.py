@@ -1,0 +1,19 @@
+"""Typed aiohttp application keys, one per shared resource."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from broker.services import Services
+    from broker.settings import Settings
+
+Clock = Callable[[], datetime]
+
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings")
+SERVICES_KEY: web.AppKey[Services] = web.AppKey("services")
+CLOCK_KEY: web.AppKey[Clock] = web.AppKey("clock")

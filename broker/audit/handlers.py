@@ -1,0 +1,106 @@
+"""HTTP routes for the security team: search, verify and export the audit log."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.api import models
+from broker.api.principals import client_addr, staff
+from broker.api.routing import ApiRoute, json_response, read_query
+from broker.appkeys import CLOCK_KEY, SERVICES_KEY
+from broker.audit.log import row_to_json
+from broker.auth.roles import Action
+from broker.store.records import AuditQuery
+
+
+async def search_audit(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.READ_AUDIT)
+    q = read_query(request, models.AuditQueryIn)
+    services = request.app[SERVICES_KEY]
+    # Who looked at which session's record is itself a security event.
+    filters = {k: v for k, v in q.model_dump(mode="json").items() if v not in (None, 0, 1000)}
+    async with services.store.transaction():
+        await services.audit.record(
+            principal.actor(client_addr(request)),
+            "audit.searched",
+            at=request.app[CLOCK_KEY](),
+            details=filters,
+        )
+    rows = await services.audit.search(
+        AuditQuery(
+            case_number=q.case,
+            session_id=q.session,
+            actor=q.actor,
+            since=q.since,
+            until=q.until,
+            limit=q.limit,
+            after_seq=q.after_seq,
+        )
+    )
+    return json_response({"events": [row_to_json(row) for row in rows]})
+
+
+async def verify_audit(request: web.Request) -> web.Response:
+    await staff(request, Action.READ_AUDIT)
+    result = await request.app[SERVICES_KEY].audit.verify()
+    return json_response(
+        {
+            "ok": result.ok,
+            "checked": result.checked,
+            "first_bad_seq": result.first_bad_seq,
+            "reason": result.reason,
+            "head_hash": result.head_hash,
+        }
+    )
+
+
+async def export_audit(request: web.Request) -> web.StreamResponse:
+    principal = await staff(request, Action.READ_AUDIT)
+    services = request.app[SERVICES_KEY]
+    async with services.store.transaction():
+        await services.audit.record(
+            principal.actor(client_addr(request)),
+            "audit.exported",
+            at=request.app[CLOCK_KEY](),
+        )
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-ndjson",
+            "Content-Disposition": 'attachment; filename="audit.jsonl"',
+        }
+    )
+    await response.prepare(request)
+    async for line in services.audit.export_lines():
+        await response.write(line.encode() + b"\n")
+    await response.write_eof()
+    return response
+
+
+ROUTES = [
+    ApiRoute(
+        "GET",
+        "/api/v1/audit",
+        search_audit,
+        "Search audit events by case, session, actor and time",
+        query=models.AuditQueryIn,
+        errors=(401, 403, 422),
+        tags=("audit",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/audit/verify",
+        verify_audit,
+        "Verify the audit hash chain",
+        response=models.VerifyOut,
+        errors=(401, 403),
+        tags=("audit",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/audit/export",
+        export_audit,
+        "All audit events as JSON lines",
+        errors=(401, 403),
+        tags=("audit",),
+    ),
+]

@@ -1,0 +1,256 @@
+"""Staff identities and tokens: users, login, the signing keyring, and who a token names.
+
+The keyring lives in the store so every broker process and the CLI share it. Rotation adds a
+new signing key; older keys keep verifying the tokens they signed until those expire, so a
+rotation logs nobody out. A process that meets an unknown ``kid`` reloads the keyring once,
+which picks up a rotation done by ``rsb keys rotate`` while the server runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from broker.appkeys import Clock
+from broker.audit.log import Actor, AuditLog
+from broker.auth import passwords, tokens
+from broker.auth.ratelimit import SlidingWindowLimiter
+from broker.auth.roles import Action, Policy
+from broker.errors import (
+    Conflict,
+    InvalidCredentials,
+    InvalidToken,
+    NotFound,
+    RateLimited,
+    UnknownSigningKey,
+)
+from broker.metrics import Metrics
+from broker.settings import Settings
+from broker.store.records import SigningKeyRecord, UserRecord
+from broker.store.sqlite import SQLiteStore
+from broker.types import ROLE_LEVEL, Role
+
+NAME_PATTERN = r"^[a-z][a-z0-9._-]{1,39}$"
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    name: str
+    display_name: str
+    role: Role
+
+    @property
+    def level(self) -> str | None:
+        level = ROLE_LEVEL[self.role]
+        return level.value if level else None
+
+    def actor(self, client_addr: str | None) -> Actor:
+        return Actor(self.name, self.role.value, client_addr)
+
+
+@dataclass(frozen=True)
+class SessionPrincipal:
+    """The customer or the agent of exactly one session."""
+
+    kind: Literal["customer", "agent"]
+    session_id: str
+    case_number: str
+
+    def actor(self, client_addr: str | None) -> Actor:
+        return Actor(f"{self.kind}:{self.session_id}", self.kind, client_addr)
+
+
+class AuthService:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        audit: AuditLog,
+        settings: Settings,
+        clock: Clock,
+        hash_params: passwords.HashParams,
+        metrics: Metrics,
+    ) -> None:
+        self._metrics = metrics
+        self._store = store
+        self._audit = audit
+        self._settings = settings
+        self._clock = clock
+        self._hash_params = hash_params
+        self.policy = Policy.default().with_overrides(
+            {k: list(v) for k, v in settings.permissions.items()}
+        )
+        self._keyring: tokens.Keyring | None = None
+        self._reload_lock = asyncio.Lock()
+        self._login_limiter = SlidingWindowLimiter(
+            limit=settings.login_attempts_per_address,
+            window=settings.login_attempt_window.total_seconds(),
+        )
+
+    # --- keyring --------------------------------------------------------------------------
+
+    async def load_keyring(self) -> tokens.Keyring:
+        records = await self._store.list_signing_keys()
+        if not any(r.retired_at is None for r in records):
+            await self.rotate_keys(Actor.system())
+            records = await self._store.list_signing_keys()
+        self._keyring = tokens.Keyring(
+            [
+                tokens.SigningKey.from_pem(r.kid, r.private_pem, r.created_at, r.retired_at)
+                for r in records
+            ]
+        )
+        return self._keyring
+
+    async def keyring(self) -> tokens.Keyring:
+        return self._keyring or await self.load_keyring()
+
+    async def rotate_keys(self, actor: Actor) -> str:
+        """Add a fresh signing key; retire keys older than the longest token lifetime."""
+        now = self._clock()
+        key = tokens.SigningKey.generate(now)
+        keep_for = max(self._settings.staff_token_ttl, self._settings.session_token_ttl)
+        async with self._store.transaction():
+            for old in await self._store.list_signing_keys():
+                if old.retired_at is None:
+                    await self._store.retire_signing_key(old.kid, now + keep_for)
+            await self._store.add_signing_key(SigningKeyRecord(key.kid, key.to_pem(), now, None))
+            await self._audit.record(actor, "keys.rotated", at=now, details={"kid": key.kid})
+        self._keyring = None
+        return key.kid
+
+    async def _verify(
+        self, token: str, kind: Literal["staff", "customer", "agent"]
+    ) -> tokens.Claims:
+        now = self._clock()
+        try:
+            return tokens.verify(await self.keyring(), token, now=now, kind=kind)
+        except UnknownSigningKey:
+            async with self._reload_lock:
+                keyring = await self.load_keyring()
+            return tokens.verify(keyring, token, now=now, kind=kind)
+
+    # --- users ----------------------------------------------------------------------------
+
+    async def add_user(
+        self, name: str, display_name: str, role: Role, password: str, actor: Actor
+    ) -> UserRecord:
+        now = self._clock()
+        user = UserRecord(
+            name=name,
+            display_name=display_name,
+            role=role.value,
+            password_hash=passwords.hash_password(password, self._hash_params),
+            disabled=False,
+            created_at=now,
+        )
+        async with self._store.transaction():
+            if await self._store.get_user(name) is not None:
+                raise Conflict(f"a user named {name!r} already exists")
+            await self._store.add_user(user)
+            await self._audit.record(
+                actor, "user.created", at=now, details={"user": name, "role": role.value}
+            )
+        return user
+
+    async def set_disabled(self, name: str, disabled: bool, actor: Actor) -> None:
+        now = self._clock()
+        async with self._store.transaction():
+            await self._store.set_user_disabled(name, disabled)
+            action = "user.disabled" if disabled else "user.enabled"
+            await self._audit.record(actor, action, at=now, details={"user": name})
+
+    async def list_users(self) -> list[UserRecord]:
+        return await self._store.list_users()
+
+    # --- login and principals -------------------------------------------------------------
+
+    async def login(
+        self, name: str, password: str, client_addr: str
+    ) -> tuple[str, datetime, StaffPrincipal]:
+        """Check a password and issue a staff token.
+
+        Raises:
+            RateLimited: too many attempts from this address.
+            InvalidCredentials: unknown user, wrong password or disabled account (one message
+                for all three, so the answer does not reveal which names exist).
+        """
+        now = self._clock()
+        # Only failures count: a support centre behind one NAT address logs in all morning.
+        decision = self._login_limiter.peek(client_addr, now.timestamp())
+        if not decision.allowed:
+            raise RateLimited("too many login attempts", retry_after=decision.retry_after)
+        user = await self._store.get_user(name)
+        ok = passwords.verify_password(
+            user.password_hash if user else None, password, self._hash_params
+        )
+        actor = Actor(name, user.role if user else "unknown", client_addr)
+        if not ok or user is None or user.disabled:
+            self._login_limiter.hit(client_addr, now.timestamp())
+            self._metrics.login_failures.inc()
+            async with self._store.transaction():
+                await self._audit.record(actor, "auth.login_failed", at=now)
+            raise InvalidCredentials("wrong user name or password")
+        principal = StaffPrincipal(user.name, user.display_name, Role(user.role))
+        expires = now + self._settings.staff_token_ttl
+        token = tokens.issue(
+            await self.keyring(),
+            subject=user.name,
+            kind="staff",
+            now=now,
+            ttl=self._settings.staff_token_ttl,
+            claims={"role": user.role, "name": user.display_name},
+        )
+        async with self._store.transaction():
+            if passwords.needs_rehash(user.password_hash, self._hash_params):
+                await self._store.set_password_hash(
+                    user.name, passwords.hash_password(password, self._hash_params)
+                )
+            await self._audit.record(actor, "auth.login", at=now)
+        return token, expires, principal
+
+    async def staff_principal(self, token: str) -> StaffPrincipal:
+        """The enabled staff user a token names; a disabled account's tokens stop at once."""
+        claims = await self._verify(token, "staff")
+        user = await self._store.get_user(claims.subject)
+        if user is None or user.disabled:
+            raise InvalidToken("token's user no longer exists or is disabled")
+        return StaffPrincipal(user.name, user.display_name, Role(user.role))
+
+    async def session_principal(
+        self, token: str, kind: Literal["customer", "agent"]
+    ) -> SessionPrincipal:
+        claims = await self._verify(token, kind)
+        if claims.session_id is None or claims.case_number is None:
+            raise InvalidToken("session token lacks its session")
+        return SessionPrincipal(kind, claims.session_id, claims.case_number)
+
+    async def issue_session_tokens(
+        self, session_id: str, case_number: str
+    ) -> tuple[str, str, datetime]:
+        now = self._clock()
+        ttl: timedelta = self._settings.session_token_ttl
+        keyring = await self.keyring()
+        claims = {"sid": session_id, "case": case_number}
+        customer = tokens.issue(
+            keyring,
+            subject=f"customer:{session_id}",
+            kind="customer",
+            now=now,
+            ttl=ttl,
+            claims=claims,
+        )
+        agent = tokens.issue(
+            keyring, subject=f"agent:{session_id}", kind="agent", now=now, ttl=ttl, claims=claims
+        )
+        return customer, agent, now + ttl
+
+    def require(self, principal: StaffPrincipal, action: Action) -> None:
+        self.policy.require(principal.role, action)
+
+    async def get_user(self, name: str) -> UserRecord:
+        user = await self._store.get_user(name)
+        if user is None:
+            raise NotFound(f"no user named {name!r}")
+        return user

@@ -1,0 +1,259 @@
+"""``rsb``: run the broker and administer it (users, keys, audit) from the command line.
+
+The first admin is created here (``rsb users add NAME --role admin --password-stdin``); the
+web has no setup endpoint, so nobody can claim a fresh install over the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from broker.app import create_app, utc_now
+from broker.audit.log import Actor
+from broker.errors import BrokerError
+from broker.services import Services, ensure_demo_users, open_services
+from broker.settings import Settings, SettingsError
+from broker.types import Role
+
+DEMO_CREDENTIALS = "demo-credentials.txt"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "db": args.db,
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "tls_cert": getattr(args, "tls_cert", None),
+        "tls_key": getattr(args, "tls_key", None),
+        "demo_users": True if getattr(args, "demo_users", False) else None,
+    }
+    return Settings.load(os.environ, config_file=args.config, overrides=overrides)
+
+
+def _cli_actor() -> Actor:
+    return Actor(f"cli:{getpass.getuser()}", "admin", "local")
+
+
+async def _with_services(settings: Settings, body: Callable[[Services], Awaitable[int]]) -> int:
+    services = await open_services(settings, utc_now)
+    try:
+        return await body(services)
+    finally:
+        await services.close()
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+async def _serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=True)
+    await runner.setup()
+    ssl_context = None
+    if settings.tls_cert and settings.tls_key:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
+    await site.start()
+    from broker.appkeys import SERVICES_KEY
+
+    services = app[SERVICES_KEY]
+    base = settings.base_url
+    print(f"Broker listening on {base}  (database: {settings.db})")
+    print(f"  API description  {base}/api/openapi.json")
+    print(f"  Health           {base}/healthz")
+    print(f"  Metrics          {base}/metrics")
+    if settings.demo_users:
+        credentials = Path(settings.db).parent / DEMO_CREDENTIALS
+        users = await ensure_demo_users(services, credentials)
+        if users:
+            print(f"Demo users (local use only; kept in {credentials}):")
+            for name, password in users:
+                user = await services.store.get_user(name)
+                role = user.role if user else "?"
+                print(f"  {name:<6} {role:<12} password: {password}")
+    print("Press Ctrl+C to stop.", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        asyncio.run(_serve(settings))
+    except (KeyboardInterrupt, web.GracefulExit):
+        pass  # Ctrl+C or SIGTERM: a normal stop
+    return 0
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        print("error: pass the password on standard input with --password-stdin", file=sys.stderr)
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 12:
+        print("error: the password must be at least 12 characters", file=sys.stderr)
+        return 2
+
+    async def body(services: Services) -> int:
+        user = await services.auth.add_user(
+            args.name, args.display_name or args.name, Role(args.role), password, _cli_actor()
+        )
+        print(f"created {user.name} ({user.role})")
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        for user in await services.auth.list_users():
+            state = "disabled" if user.disabled else "active"
+            print(f"{user.name}\t{user.role}\t{state}\t{user.display_name}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        await services.auth.set_disabled(args.name, True, _cli_actor())
+        print(f"disabled {args.name}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+# --- keys and audit -------------------------------------------------------------------------
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        kid = await services.auth.rotate_keys(_cli_actor())
+        print(f"new signing key {kid}; older keys verify existing tokens until they expire")
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        result = await services.audit.verify()
+        if result.ok:
+            print(f"audit chain intact: {result.checked} events, head {result.head_hash}")
+            return 0
+        print(
+            f"audit chain BROKEN at event seq {result.first_bad_seq}: {result.reason} "
+            f"({result.checked} events verified before it)",
+            file=sys.stderr,
+        )
+        return 1
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            count = 0
+            async for line in services.audit.export_lines():
+                out.write(line + "\n")
+                count += 1
+        finally:
+            if args.output:
+                out.close()
+        print(f"exported {count} events", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=None,
+        help="SQLite path or sqlite:/// URL (default: $RSB_DB, else ./var/rsb.db)",
+    )
+    common.add_argument("--config", default=None, help="TOML settings file (or $RSB_CONFIG)")
+
+    parser = argparse.ArgumentParser(prog="rsb", description="Remote-support session broker")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the broker")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--tls-cert", default=None)
+    serve.add_argument("--tls-key", default=None)
+    serve.add_argument(
+        "--demo-users",
+        action="store_true",
+        help="create one demo user per role on first start and print their passwords",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="manage staff users").add_subparsers(
+        dest="users_command", required=True
+    )
+    add = users.add_parser("add", parents=[common], help="create a user")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--display-name", default=None)
+    add.add_argument("--password-stdin", action="store_true")
+    add.set_defaults(func=cmd_users_add)
+    users.add_parser("list", parents=[common], help="list users").set_defaults(func=cmd_users_list)
+    disable = users.add_parser("disable", parents=[common], help="disable a user")
+    disable.add_argument("name")
+    disable.set_defaults(func=cmd_users_disable)
+
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser("rotate", parents=[common], help="start signing with a new key").set_defaults(
+        func=cmd_keys_rotate
+    )
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", parents=[common], help="check the hash chain").set_defaults(
+        func=cmd_audit_verify
+    )
+    export = audit.add_parser("export", parents=[common], help="write events as JSON lines")
+    export.add_argument("-o", "--output", default=None)
+    export.set_defaults(func=cmd_audit_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except (SettingsError, BrokerError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""One exception tree for the whole broker, each class knowing its HTTP status and close code.
+
+Handlers raise these; exactly two places translate them for clients: the aiohttp error
+middleware (JSON body ``{"error": code, "message": ...}``) and the WebSocket wrapper
+(``ws.close(code=close_code, message=...)``). Anything that is not a ``BrokerError`` becomes a
+bare 500 / 1011 with no details, because an unexpected message may carry sensitive data.
+
+Tree::
+
+    BrokerError
+    ├── BadRequest                400  4400
+    │   ├── ValidationFailed      422  4422
+    │   ├── PayloadTooLarge       413  4009
+    │   └── UnsupportedVersion    400  4002
+    ├── AuthError                 401  4001
+    │   ├── InvalidCredentials    401  4001
+    │   └── InvalidToken          401  4003
+    │       └── UnknownSigningKey
+    ├── Forbidden                 403  4004
+    │   └── OriginRejected        403  4005
+    ├── NotFound                  404  4404
+    ├── Conflict                  409  4409
+    │   ├── InvalidTransition     409  4100
+    │   └── ConsentRequired       409  4101
+    ├── CodeRejected              410  4102   (used, expired or unknown session code)
+    ├── RateLimited               429  4029
+    └── RelayError                503  4200
+        └── FlowControlClosed     503  4201
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, ClassVar
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes in the private range, grouped in families.
+
+    40xx authentication and request shape, 41xx session and consent, 42xx relay and flow.
+    """
+
+    AUTH_FAILED = 4001
+    UNSUPPORTED_VERSION = 4002
+    INVALID_TOKEN = 4003
+    FORBIDDEN = 4004
+    ORIGIN_REJECTED = 4005
+    MESSAGE_TOO_BIG = 4009
+    RATE_LIMITED = 4029
+    BAD_MESSAGE = 4400
+    NOT_FOUND = 4404
+    CONFLICT = 4409
+    VALIDATION_FAILED = 4422
+    INVALID_TRANSITION = 4100
+    CONSENT_REQUIRED = 4101
+    CODE_REJECTED = 4102
+    SESSION_ENDED = 4103
+    REPLACED = 4104
+    RELAY_UNAVAILABLE = 4200
+    FLOW_CONTROL = 4201
+
+
+CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
+    CloseCode.AUTH_FAILED: "authentication failed",
+    CloseCode.UNSUPPORTED_VERSION: "protocol version not supported",
+    CloseCode.INVALID_TOKEN: "token missing, malformed, expired or for another session",
+    CloseCode.FORBIDDEN: "your role or consent does not allow this",
+    CloseCode.ORIGIN_REJECTED: "Origin header not in the allow-list",
+    CloseCode.MESSAGE_TOO_BIG: "message larger than the limit for this role",
+    CloseCode.RATE_LIMITED: "too many messages",
+    CloseCode.BAD_MESSAGE: "malformed message",
+    CloseCode.NOT_FOUND: "no such session",
+    CloseCode.CONFLICT: "conflicts with the session's current state",
+    CloseCode.VALIDATION_FAILED: "message fields failed validation",
+    CloseCode.INVALID_TRANSITION: "event not allowed in the session's current state",
+    CloseCode.CONSENT_REQUIRED: "the customer has not consented to this",
+    CloseCode.CODE_REJECTED: "session code used, expired or unknown",
+    CloseCode.SESSION_ENDED: "the session has ended",
+    CloseCode.REPLACED: "a newer connection took this participant's place",
+    CloseCode.RELAY_UNAVAILABLE: "relay unavailable",
+    CloseCode.FLOW_CONTROL: "peer too slow; reconnect to resume",
+}
+
+
+class BrokerError(Exception):
+    """Base of every error a client may see; carries a stable machine-readable ``code``."""
+
+    http_status: ClassVar[int] = 500
+    close_code: ClassVar[int] = 1011
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class BadRequest(BrokerError):
+    http_status = 400
+    close_code = CloseCode.BAD_MESSAGE
+    code = "bad_request"
+
+
+class ValidationFailed(BadRequest):
+    http_status = 422
+    close_code = CloseCode.VALIDATION_FAILED
+    code = "validation_failed"
+
+
+class PayloadTooLarge(BadRequest):
+    http_status = 413
+    close_code = CloseCode.MESSAGE_TOO_BIG
+    code = "payload_too_large"
+
+
+class UnsupportedVersion(BadRequest):
+    http_status = 400
+    close_code = CloseCode.UNSUPPORTED_VERSION
+    code = "unsupported_version"
+
+
+class AuthError(BrokerError):
+    http_status = 401
+    close_code = CloseCode.AUTH_FAILED
+    code = "unauthorized"
+
+
+class InvalidCredentials(AuthError):
+    code = "invalid_credentials"
+
+
+class InvalidToken(AuthError):
+    close_code = CloseCode.INVALID_TOKEN
+    code = "invalid_token"
+
+
+class UnknownSigningKey(InvalidToken):
+    """Signed by a key this process does not know: maybe rotated in by another process."""
+
+
+class Forbidden(BrokerError):
+    http_status = 403
+    close_code = CloseCode.FORBIDDEN
+    code = "forbidden"
+
+
+class OriginRejected(Forbidden):
+    close_code = CloseCode.ORIGIN_REJECTED
+    code = "origin_rejected"
+
+
+class NotFound(BrokerError):
+    http_status = 404
+    close_code = CloseCode.NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(BrokerError):
+    http_status = 409
+    close_code = CloseCode.CONFLICT
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    """An event the session state machine has no rule for; the state is left unchanged."""
+
+    close_code = CloseCode.INVALID_TRANSITION
+    code = "invalid_transition"
+
+
+class ConsentRequired(Conflict):
+    close_code = CloseCode.CONSENT_REQUIRED
+    code = "consent_required"
+
+
+class CodeRejected(BrokerError):
+    """A session code that is unknown, expired or already used (deliberately indistinct)."""
+
+    http_status = 410
+    close_code = CloseCode.CODE_REJECTED
+    code = "code_rejected"
+
+
+class RateLimited(BrokerError):
+    http_status = 429
+    close_code = CloseCode.RATE_LIMITED
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class RelayError(BrokerError):
+    http_status = 503
+    close_code = CloseCode.RELAY_UNAVAILABLE
+    code = "relay_unavailable"
+
+
+class FlowControlClosed(RelayError):
+    close_code = CloseCode.FLOW_CONTROL
+    code = "flow_control"

@@ -1,0 +1,446 @@
+"""WebSocket endpoints of the relay: the agent, engineers' viewers and the customer page.
+
+Each endpoint checks Origin before the upgrade (a hostile page must not even open a socket),
+authenticates the token offered as a subprotocol, then pumps messages. Binary frames are routed
+on their header alone (``peek_route``); the broker never decrypts. Any ``BrokerError`` closes
+the socket with its close code: this wrapper is the WebSocket half of the error mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from broker.api.principals import client_addr
+from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY
+from broker.audit.log import Actor
+from broker.auth.bearer import token_from_subprotocols
+from broker.auth.roles import Action
+from broker.errors import (
+    BadRequest,
+    BrokerError,
+    CloseCode,
+    Forbidden,
+    InvalidToken,
+    InvalidTransition,
+    OriginRejected,
+    RateLimited,
+)
+from broker.relay.flow import TokenBucket
+from broker.relay.hub import Hub
+from broker.relay.peer import Peer
+from broker.relay.room import Room
+from broker.services import Services
+from broker.sessions import machine as m
+from broker.sessions.machine import ConsentSource
+from broker.types import Level, ParticipantId, Permission, Role
+from rsb_protocol import messages as msg
+from rsb_protocol.errors import ProtocolError
+from rsb_protocol.framing import (
+    AGENT_SLOT,
+    BROADCAST_SLOT,
+    NO_FLAGS,
+    FrameType,
+    pack_header,
+    peek_route,
+    peek_seq,
+)
+
+log = logging.getLogger(__name__)
+
+HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
+SUBPROTOCOL = "rsb.v1"
+CUSTOMER_SLOT = 0xFFFD
+TEXT_LIMIT = 64 * 1024
+MAX_MESSAGE = {"agent": 8 * 1024 * 1024, "viewer": 256 * 1024, "customer": 16 * 1024}
+# Messages per second and burst, per connection: input and acks from a viewer, control text.
+BINARY_RATE = {"agent": (5000.0, 10000.0), "viewer": (1000.0, 2000.0), "customer": (1.0, 1.0)}
+TEXT_RATE = (50.0, 200.0)
+DROP_AUDIT_SECONDS = 5.0
+
+Pump = Callable[[web.Request, web.WebSocketResponse, Hub], Awaitable[None]]
+
+
+def _check_origin(request: web.Request) -> None:
+    """Browsers always send Origin on WebSockets; a foreign one is a hijacking attempt."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in request.app[SETTINGS_KEY].origins:
+        raise OriginRejected(f"origin {origin!r} is not allowed")
+
+
+def _token(request: web.Request) -> str:
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    token = token_from_subprotocols([p for p in offered if p])
+    if token is None:
+        raise InvalidToken("offer the token as a WebSocket subprotocol rsb.token.<token>")
+    return token
+
+
+def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        _check_origin(request)  # before the upgrade: refused with a plain 403
+        max_size = MAX_MESSAGE[kind]
+        ws = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,), compress=False, max_msg_size=max_size, heartbeat=20.0
+        )
+        await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            # Small input events and cursor moves must not wait for Nagle's algorithm.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await pump(request, ws, request.app[HUB_KEY])
+        except BrokerError as exc:
+            await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
+        except ProtocolError as exc:
+            await ws.close(code=CloseCode.BAD_MESSAGE, message=str(exc).encode()[:120])
+        except Exception:
+            log.exception("%s connection failed", kind)
+            await ws.close(code=1011, message=b"internal error")
+        return ws
+
+    handler.__name__ = f"{kind}_websocket"
+    return handler
+
+
+class Limiter:
+    """Per-connection rate limits; exceeding them closes the connection (4029)."""
+
+    def __init__(self, kind: str) -> None:
+        self.binary = TokenBucket(*BINARY_RATE[kind])
+        self.text = TokenBucket(*TEXT_RATE)
+
+    def check(self, binary: bool) -> None:
+        bucket = self.binary if binary else self.text
+        if not bucket.allow(time.monotonic()):
+            raise RateLimited("too many messages on this connection", retry_after=1.0)
+
+
+async def _messages(ws: web.WebSocketResponse, kind: str) -> AsyncIterator[bytes | msg.Message]:
+    limiter = Limiter(kind)
+    async for message in ws:
+        if message.type == WSMsgType.BINARY:
+            limiter.check(True)
+            yield message.data
+        elif message.type == WSMsgType.TEXT:
+            limiter.check(False)
+            yield msg.parse_message(message.data, TEXT_LIMIT)
+        elif message.type == WSMsgType.ERROR:
+            break
+
+
+def _keyframe_request(slot: int) -> bytes:
+    return pack_header(FrameType.KEYFRAME_REQUEST, slot, 0, 0, NO_FLAGS)
+
+
+def _answer_error(peer: Peer, exc: BrokerError) -> None:
+    peer.send(msg.ErrorMessage(exc.code, exc.message[:2000]))
+
+
+# --- agent ----------------------------------------------------------------------------------
+
+
+async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
+    services = request.app[SERVICES_KEY]
+    clock = request.app[CLOCK_KEY]
+    party = await services.auth.session_principal(_token(request), "agent")
+    room = await hub.room_for(party.session_id)
+    peer = Peer(ws, "agent", "agent", AGENT_SLOT, hub.limits)
+    actor = room.actor_for(peer, client_addr(request))
+    previous = room.agent
+    if previous is not None:
+        previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
+    room.agent = peer
+    peer.start()
+    room.greet(peer)
+    for request_message in room.pending_requests():
+        peer.send(request_message)
+    if not room.state.agent_connected:
+        await hub.apply(room, m.AgentConnected(at=clock()), actor)
+        await services.sessions.set_live_state(room.session_id, "active")
+    try:
+        async for item in _messages(ws, "agent"):
+            if isinstance(item, bytes):
+                _route_from_agent(room, item)
+            else:
+                await _agent_text(hub, room, peer, item, actor)
+    finally:
+        if room.agent is peer:
+            room.agent = None
+            if not room.ended:
+                await hub.apply(room, m.AgentDisconnected(at=clock()), actor)
+        await peer.stop()
+
+
+def _route_from_agent(room: Room, data: bytes) -> None:
+    frame_type, slot = peek_route(data)
+    if frame_type in (FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR):
+        if slot != BROADCAST_SLOT:
+            raise BadRequest("screen frames are broadcast (slot 0xFFFF)")
+        for viewer in room.frame_targets:
+            if viewer.offer(data, frame_type) and room.agent is not None:
+                room.agent.offer(_keyframe_request(viewer.slot), FrameType.KEYFRAME_REQUEST)
+    elif frame_type in (FrameType.KEY_WRAP, FrameType.CHAT):
+        target = room.viewers.get(slot)
+        # A key wrap goes only to a viewer the customer admitted.
+        if target is not None and target in room.frame_targets:
+            target.offer(data, frame_type)
+    else:
+        raise BadRequest(f"the agent may not send {frame_type.name} frames")
+
+
+async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor) -> None:
+    now = room.now()
+    try:
+        match item:
+            case msg.PublicKeyAnnounce(slot=slot) if slot == AGENT_SLOT:
+                room.public_keys[AGENT_SLOT] = item
+                room.tell_all(item, but=peer)
+            case msg.ConsentGrant(slot=slot, permission=permission):
+                pid = _pid(room, slot)
+                room.answer(slot, permission.value)
+                await hub.apply(
+                    room,
+                    m.ConsentGranted(
+                        at=now, pid=pid, permission=Permission(permission.value), by="agent"
+                    ),
+                    actor,
+                )
+            case msg.ConsentRefuse(slot=slot, permission=permission):
+                pid = _pid(room, slot)
+                room.answer(slot, permission.value)
+                await hub.apply(
+                    room,
+                    m.ConsentRefused(
+                        at=now, pid=pid, permission=Permission(permission.value), by="agent"
+                    ),
+                    actor,
+                )
+            case msg.ConsentRevoke(slot=slot, permission=permission):
+                await _revoke(hub, room, slot, permission.value, actor, by="agent")
+            case msg.Pause() | msg.Resume() | msg.End():
+                await _customer_decision(hub, room, item, actor, by="agent")
+            case msg.ChatMeta():
+                await room.audit(actor, "session.chat", item.to_dict())
+            case msg.Hello() | msg.Ack() | msg.ErrorMessage():
+                pass
+            case _:
+                raise BadRequest(f"the agent may not send {item.TYPE!r}")
+    except InvalidTransition as exc:
+        _answer_error(peer, exc)
+
+
+def _pid(room: Room, slot: int) -> ParticipantId:
+    pid = room.participant_at(slot)
+    if pid is None:
+        raise InvalidTransition(f"nobody holds slot {slot}")
+    return pid
+
+
+async def _revoke(
+    hub: Hub, room: Room, slot: int, permission: str, actor: Actor, *, by: ConsentSource
+) -> None:
+    pid = room.participant_at(slot)
+    if pid is None:
+        return  # revocation always succeeds: nothing held, nothing to do
+    room.answer(slot, permission)
+    await hub.apply(
+        room,
+        m.ConsentRevoked(at=room.now(), pid=pid, permission=Permission(permission), by=by),
+        actor,
+    )
+
+
+async def _customer_decision(
+    hub: Hub, room: Room, item: msg.Message, actor: Actor, *, by: ConsentSource
+) -> None:
+    now = room.now()
+    match item:
+        case msg.Pause():
+            await hub.apply(room, m.Paused(at=now), actor)
+        case msg.Resume():
+            await hub.apply(room, m.Resumed(at=now), actor)
+        case msg.End(reason=reason):
+            await hub.apply(room, m.Ended(at=now, by=by, reason=reason or f"ended by {by}"), actor)
+
+
+# --- viewer ---------------------------------------------------------------------------------
+
+
+async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
+    services = request.app[SERVICES_KEY]
+    clock = request.app[CLOCK_KEY]
+    principal = await services.auth.staff_principal(_token(request))
+    services.auth.require(principal, Action.OBSERVE)
+    room = await hub.room_for(request.match_info["session_id"])
+    slot = room.slot_for(principal.name)
+    peer = Peer(
+        ws,
+        "viewer",
+        principal.name,
+        slot,
+        hub.limits,
+        display_name=principal.display_name,
+        level=principal.level,
+        role=principal.role.value,
+    )
+    actor = room.actor_for(peer, client_addr(request))
+    previous = room.viewers.get(slot)
+    if previous is not None:
+        previous.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
+    room.viewers[slot] = peer
+    room.remember(peer)
+    peer.start()
+    room.greet(peer)
+    room.tell_all(room.join_message(peer), but=peer)
+    pid = ParticipantId(principal.name)
+    known = room.state.participant(pid)
+    if known is None:
+        level = Level(principal.level) if principal.level else None
+        await hub.apply(
+            room,
+            m.EngineerJoined(at=clock(), pid=pid, display_name=principal.display_name, level=level),
+            actor,
+        )
+    elif not known.connected:
+        await hub.apply(room, m.EngineerReconnected(at=clock(), pid=pid), actor)
+    else:
+        room.reroute()
+    leave_reason = "disconnected"
+    last_drop_audit = 0.0
+    dropped = 0
+    try:
+        async for item in _messages(ws, "viewer"):
+            if isinstance(item, bytes):
+                if not _route_from_viewer(room, peer, item):
+                    dropped += 1
+                    if time.monotonic() - last_drop_audit >= DROP_AUDIT_SECONDS:
+                        last_drop_audit = time.monotonic()
+                        await room.audit(actor, "relay.input_dropped", {"count": dropped})
+                        dropped = 0
+            else:
+                await _viewer_text(hub, room, peer, item, actor, services)
+        if ws.close_code == 1000:
+            leave_reason = "left"
+    finally:
+        if dropped:
+            await room.audit(actor, "relay.input_dropped", {"count": dropped})
+        if room.viewers.get(slot) is peer:
+            del room.viewers[slot]
+            room.tell_all(msg.Leave(slot, principal.name, leave_reason))
+            if not room.ended:
+                event: m.Event = (
+                    m.EngineerLeft(at=clock(), pid=pid)
+                    if leave_reason == "left"
+                    else m.EngineerDisconnected(at=clock(), pid=pid)
+                )
+                try:
+                    await hub.apply(room, event, actor)
+                except InvalidTransition:
+                    room.reroute()
+        await peer.stop()
+
+
+def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> bool:
+    """Relay one binary frame from a viewer; False when it was dropped (to be audited)."""
+    frame_type, slot = peek_route(data)
+    agent = room.agent
+    if slot != peer.slot:
+        return False  # a viewer may only speak as itself
+    if frame_type == FrameType.INPUT:
+        # Only the one engineer holding control has an input route; everything else stops here.
+        if room.controller is not peer or agent is None:
+            return False
+        agent.offer(data, frame_type)
+    elif frame_type == FrameType.ACK:
+        seq = peek_seq(data)
+        peer.acked = seq
+        if seq > room.max_acked and agent is not None:
+            room.max_acked = seq
+            agent.offer(data, frame_type)
+    elif frame_type in (FrameType.KEYFRAME_REQUEST, FrameType.CHAT):
+        if peer in room.frame_targets and agent is not None:
+            agent.offer(data, frame_type)
+    else:
+        raise BadRequest(f"a viewer may not send {frame_type.name} frames")
+    return True
+
+
+async def _viewer_text(
+    hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor, services: Services
+) -> None:
+    pid = ParticipantId(peer.participant)
+    try:
+        match item:
+            case msg.PublicKeyAnnounce(slot=slot) if slot == peer.slot:
+                room.public_keys[peer.slot] = item
+                room.tell_all(item, but=peer)
+            case msg.ControlRequest():
+                services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)
+                await hub.apply(
+                    room,
+                    m.ConsentRequested(at=room.now(), pid=pid, permission=Permission.CONTROL),
+                    actor,
+                )
+            case msg.ControlRelease():
+                await hub.apply(
+                    room, m.Released(at=room.now(), pid=pid, permission=Permission.CONTROL), actor
+                )
+                if room.agent is not None:
+                    room.agent.send(
+                        msg.ConsentRevoke(
+                            peer.slot, msg.Permission.CONTROL, "released by the engineer"
+                        )
+                    )
+            case msg.ChatMeta():
+                await room.audit(actor, "session.chat", item.to_dict())
+            case msg.Hello() | msg.Ack() | msg.ErrorMessage():
+                pass
+            case _:
+                raise BadRequest(f"a viewer may not send {item.TYPE!r}")
+    except (InvalidTransition, Forbidden) as exc:
+        _answer_error(peer, exc)
+
+
+# --- customer page --------------------------------------------------------------------------
+
+
+async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
+    services = request.app[SERVICES_KEY]
+    party = await services.auth.session_principal(_token(request), "customer")
+    room = await hub.room_for(party.session_id)
+    peer = Peer(ws, "customer", "customer", CUSTOMER_SLOT, hub.limits)
+    actor = room.actor_for(peer, client_addr(request))
+    room.customers.add(peer)
+    peer.start()
+    room.greet(peer)
+    try:
+        async for item in _messages(ws, "customer"):
+            if isinstance(item, bytes):
+                raise BadRequest("the customer page sends no binary frames")
+            match item:
+                case msg.ConsentRevoke(slot=slot, permission=permission):
+                    await _revoke(hub, room, slot, permission.value, actor, by="customer")
+                    if room.agent is not None:
+                        room.agent.send(item)
+                case msg.Pause() | msg.Resume() | msg.End():
+                    if room.agent is not None:
+                        room.agent.send(item)
+                    await _customer_decision(hub, room, item, actor, by="customer")
+                case msg.Hello():
+                    pass
+                case _:
+                    raise BadRequest(f"the customer page may not send {item.TYPE!r}")
+    finally:
+        room.customers.discard(peer)
+        await peer.stop()
+
+
+def add_relay_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/agent", websocket("agent", _agent_pump))
+    app.router.add_get("/ws/viewer/{session_id}", websocket("viewer", _viewer_pump))
+    app.router.add_get("/ws/customer", websocket("customer", _customer_pump))

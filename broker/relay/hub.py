@@ -1,0 +1,146 @@
+"""All live sessions of this broker process, keyed by session id.
+
+Rooms are created when the first participant connects and dropped when the session ends. A
+ticker applies ``Tick`` so the state machine can expire participants (and a lost agent) whose
+resume window has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from broker.appkeys import Clock
+from broker.audit.log import Actor
+from broker.errors import CloseCode, Conflict
+from broker.relay.flow import FlowLimits
+from broker.relay.room import Room
+from broker.services import Services
+from broker.sessions import machine as m
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+
+
+class SessionEnded(Conflict):
+    close_code = CloseCode.SESSION_ENDED
+    code = "session_ended"
+
+
+class Hub:
+    def __init__(self, services: Services, clock: Clock, organisation: str) -> None:
+        self._services = services
+        self._clock = clock
+        self._organisation = organisation
+        self._rooms: dict[str, Room] = {}
+        self._creating = asyncio.Lock()
+        self.limits = FlowLimits()
+
+    def room(self, session_id: str) -> Room | None:
+        return self._rooms.get(session_id)
+
+    @property
+    def rooms(self) -> Mapping[str, Room]:
+        return self._rooms
+
+    async def room_for(self, session_id: str) -> Room:
+        """The live room of a session that has not ended, created on first use.
+
+        Raises:
+            NotFound: no such session.
+            SessionEnded: the session has ended.
+        """
+        room = self._rooms.get(session_id)
+        if room is not None and not room.ended:
+            return room
+        async with self._creating:
+            session = await self._services.sessions.get(session_id)
+            if session.state == "ended" or (room is not None and room.ended):
+                raise SessionEnded("the session has ended")
+            room = self._rooms.get(session_id)
+            if room is None:
+                room = Room(
+                    session.id,
+                    session.case_number,
+                    organisation=self._organisation,
+                    resume_window=self._services.settings.resume_window,
+                    clock=self._clock,
+                    audit=self._audit_sink(session.id, session.case_number),
+                )
+                self._rooms[session_id] = room
+            return room
+
+    def _audit_sink(self, session_id: str, case_number: str) -> Any:
+        services = self._services
+
+        async def sink(actor: Actor, action: str, details: Mapping[str, Any]) -> None:
+            async with services.store.transaction():
+                await services.audit.record(
+                    actor,
+                    action,
+                    at=self._clock(),
+                    case_number=case_number,
+                    session_id=session_id,
+                    details=details,
+                )
+
+        return sink
+
+    async def apply(self, room: Room, event: m.Event, actor: Actor) -> m.Transition:
+        """Apply an event to a room and finish the session if it ended."""
+        was_ended = room.ended
+        transition = await room.apply(event, actor)
+        if room.ended and not was_ended:
+            await self._finish(room)
+        return transition
+
+    async def end(self, session_id: str, actor: Actor, reason: str) -> None:
+        """End a session from the API: through its live room if there is one."""
+        room = self._rooms.get(session_id)
+        if room is None or room.ended:
+            await self._services.sessions.end(session_id, actor, reason)
+            return
+        await self.apply(room, m.Ended(at=self._clock(), by=actor.role, reason=reason), actor)
+
+    async def _finish(self, room: Room) -> None:
+        reason = room.state.end_reason or "ended"
+        await self._services.sessions.set_live_state(room.session_id, "ended", reason)
+        for peer in room.everyone():
+            peer.close_soon(CloseCode.SESSION_ENDED, f"session ended: {reason}"[:100])
+        self._rooms.pop(room.session_id, None)
+
+    async def tick(self) -> None:
+        now = self._clock()
+        for room in list(self._rooms.values()):
+            try:
+                await self.apply(room, m.Tick(at=now), Actor.system())
+            except Exception:
+                log.exception("tick failed for session %s", room.session_id)
+
+    async def close_all(self) -> None:
+        """Server shutdown: tell every peer we are going away (1001), keep sessions resumable."""
+        for room in list(self._rooms.values()):
+            for peer in room.everyone():
+                peer.close_soon(1001, "broker shutting down")
+            for peer in room.everyone():
+                await peer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def ticking(hub: Hub) -> AsyncIterator[None]:
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            await hub.tick()
+
+    task = asyncio.create_task(run(), name="relay-ticker")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,178 @@
+"""One WebSocket in a live session, with its own bounded outgoing queue and sender task.
+
+Whoever relays to a peer only ever calls ``offer``, which never waits: the sender task drains
+the queue at the pace of that peer's socket, so one slow reader cannot hold up the agent or
+the other viewers (``flow.decide`` says what to drop when the queue is full).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Literal
+
+from aiohttp import web
+
+from broker.relay.flow import DELTAS, FlowLimits, Offer, decide
+from rsb_protocol.framing import FrameType
+from rsb_protocol.messages import Message
+
+log = logging.getLogger(__name__)
+
+PeerKind = Literal["agent", "viewer", "customer"]
+_FRAMES = DELTAS | {FrameType.KEYFRAME}
+
+
+class Peer:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        kind: PeerKind,
+        participant: str,
+        slot: int,
+        limits: FlowLimits,
+        *,
+        display_name: str = "",
+        level: str | None = None,
+        role: str = "",
+    ) -> None:
+        self.ws = ws
+        self.kind = kind
+        self.participant = participant
+        self.slot = slot
+        self.display_name = display_name
+        self.level = level
+        self.role = role or kind
+        self.awaiting_keyframe = False
+        self.acked = 0
+        self.dropped = 0
+        self._limits = limits
+        self._queue: deque[tuple[bytes | str | None, FrameType | None]] = deque()
+        self._frames = 0
+        self._bytes = 0
+        self._control = 0
+        self._wake = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._send_loop(), name=f"send-{self.kind}-{self.slot}")
+
+    @property
+    def closed(self) -> bool:
+        return self._closing is not None or self.ws.closed
+
+    def offer(self, data: bytes, frame_type: FrameType) -> bool:
+        """Queue a binary message without waiting.
+
+        Returns:
+            True when deltas were dropped and the agent should be asked for a keyframe.
+        """
+        if self._closing is not None:
+            return False
+        size = len(data)
+        verdict = decide(
+            frame_type,
+            size,
+            queued_frames=self._frames,
+            queued_bytes=self._bytes,
+            queued_control=self._control,
+            awaiting_keyframe=self.awaiting_keyframe,
+            limits=self._limits,
+        )
+        if verdict is Offer.ENQUEUE:
+            self._push(data, frame_type)
+            return False
+        if verdict is Offer.DROP:
+            self.dropped += 1
+            return False
+        if verdict is Offer.CLOSE:
+            self.close_soon(4201, "too many undelivered control messages")
+            return False
+        self._drop_frames()
+        if verdict is Offer.REPLACE_WITH_KEYFRAME:
+            self.awaiting_keyframe = False
+            self._push(data, frame_type)
+            return False
+        self.dropped += 1
+        self.awaiting_keyframe = True
+        return True
+
+    def send(self, message: Message) -> None:
+        """Queue a control message; never dropped (the peer is closed if even these pile up)."""
+        if self._closing is not None:
+            return
+        if self._control >= self._limits.max_queued_control:
+            self.close_soon(4201, "too many undelivered control messages")
+            return
+        self._push(message.to_json(), None)
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Send what is queued, then close with ``code``; later offers are ignored."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._queue.append((None, None))
+            self._wake.set()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _push(self, item: bytes | str, frame_type: FrameType | None) -> None:
+        if frame_type in _FRAMES:
+            self._frames += 1
+            self._bytes += len(item)
+        else:
+            self._control += 1
+        self._queue.append((item, frame_type))
+        self._wake.set()
+
+    def _drop_frames(self) -> None:
+        kept = deque(entry for entry in self._queue if entry[1] not in _FRAMES)
+        self.dropped += len(self._queue) - len(kept)
+        self._queue = kept
+        self._frames = 0
+        self._bytes = 0
+
+    async def _send_loop(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                if not self._queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                item, frame_type = self._queue.popleft()
+                if item is None:
+                    break
+                if frame_type in _FRAMES:
+                    self._frames -= 1
+                    self._bytes -= len(item)
+                else:
+                    self._control -= 1
+                if isinstance(item, str):
+                    await ws.send_str(item)
+                else:
+                    await ws.send_bytes(item)
+        except (ConnectionResetError, RuntimeError) as exc:
+            log.debug("peer %s/%s send failed: %s", self.kind, self.slot, exc)
+        finally:
+            # Close only when asked (close_soon); otherwise the endpoint's error mapping owns
+            # the close code and must not be pre-empted by a generic one.
+            if self._closing is not None and not self._stopped:
+                code, reason = self._closing
+                with contextlib.suppress(Exception):
+                    await ws.close(code=code, message=reason.encode()[:120])
+
+    async def stop(self) -> None:
+        """Stop the sender at once; the endpoint closes the socket itself."""
+        self._stopped = True
+        if self._closing is None:
+            self._closing = (1001, "going away")
+        if self._task is not None:
+            self._task.cancel()
+            await self.wait_closed()

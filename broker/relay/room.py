@@ -1,0 +1,250 @@
+"""One live session on the relay: its state machine, its peers and who may receive what.
+
+Every change goes through ``broker.sessions.machine.apply`` under the room's lock; the room
+then carries out the effects (audit, ask the agent, tell the peers) and recomputes its routing
+table. The frame path reads only that table (``frame_targets``, ``controller``), so a
+consent decision takes effect for the very next frame and nothing on the frame path touches
+the database or parses JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from broker.appkeys import Clock
+from broker.audit.log import Actor
+from broker.relay.peer import Peer
+from broker.sessions import machine as m
+from broker.sessions.participants import Phase
+from broker.types import CaseNumber, Level, ParticipantId, Permission, SessionId
+from rsb_protocol import messages as msg
+from rsb_protocol.framing import AGENT_SLOT
+
+log = logging.getLogger(__name__)
+
+AuditSink = Callable[[Actor, str, Mapping[str, Any]], Awaitable[None]]
+
+
+class Room:
+    def __init__(
+        self,
+        session_id: str,
+        case_number: str,
+        *,
+        organisation: str,
+        resume_window: timedelta,
+        clock: Clock,
+        audit: AuditSink,
+    ) -> None:
+        self.session_id = session_id
+        self.case_number = case_number
+        self.organisation = organisation
+        self.state = m.SessionState.new(SessionId(session_id), CaseNumber(case_number))
+        self.lock = asyncio.Lock()
+        self.agent: Peer | None = None
+        self.viewers: dict[int, Peer] = {}
+        self.customers: set[Peer] = set()
+        self.public_keys: dict[int, msg.PublicKeyAnnounce] = {}
+        self.frame_targets: tuple[Peer, ...] = ()
+        self.controller: Peer | None = None
+        self.max_acked = 0
+        self._slots: dict[str, int] = {}
+        self._names: dict[int, tuple[str, str | None]] = {}
+        self._requests: dict[tuple[int, str], str] = {}
+        self._request_seq = 0
+        self._resume_window = resume_window
+        self._clock = clock
+        self.audit = audit
+        self._last_state: msg.State | None = None
+
+    # --- slots ----------------------------------------------------------------------------
+
+    def slot_for(self, participant: str) -> int:
+        """Stable per participant for the life of the room, so a resume keeps its slot."""
+        if participant not in self._slots:
+            self._slots[participant] = len(self._slots) + 1
+        return self._slots[participant]
+
+    def participant_at(self, slot: int) -> ParticipantId | None:
+        for name, number in self._slots.items():
+            if number == slot:
+                return ParticipantId(name)
+        return None
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    # --- applying events ------------------------------------------------------------------
+
+    async def apply(self, event: m.Event, actor: Actor) -> m.Transition:
+        """Apply one event; raises ``InvalidTransition`` and changes nothing if not allowed."""
+        async with self.lock:
+            transition = m.apply(self.state, event, resume_window=self._resume_window)
+            self.state = transition.state
+            self._reroute()
+            for effect in transition.effects:
+                await self._carry_out(effect, actor)
+            self._broadcast_state()
+            return transition
+
+    async def _carry_out(self, effect: m.Effect, actor: Actor) -> None:
+        match effect:
+            case m.Audit(action, details):
+                await self.audit(actor, action, details)
+            case m.AskCustomer(pid, display_name, level, permission):
+                self._ask(pid, display_name, level, permission)
+            case m.Notify(pid, what, permission) if what in ("consent_refused", "control_moved"):
+                peer = self.viewers.get(self._slots.get(pid, -1))
+                if peer is not None:
+                    peer.send(msg.ErrorMessage(what, f"{permission or 'consent'}: {what}"))
+            case _:
+                # NewEpoch: the agent rotates keys itself on leave or revoke (it trusts its own
+                # view of who may see, not the broker's). Other notifications are in `state`.
+                pass
+
+    def _ask(self, pid: str, display_name: str, level: Level | None, permission: str) -> None:
+        slot = self.slot_for(pid)
+        self._request_seq += 1
+        request_id = f"req-{self._request_seq}"
+        self._requests[(slot, permission)] = request_id
+        if self.agent is not None:
+            self.agent.send(self._consent_request(request_id, slot, permission))
+
+    def _consent_request(self, request_id: str, slot: int, permission: str) -> msg.ConsentRequest:
+        name, level = self._names.get(slot, ("engineer", None))
+        return msg.ConsentRequest(
+            request_id=request_id,
+            slot=slot,
+            permission=msg.Permission(permission),
+            engineer_name=name,
+            engineer_level=msg.Level(level or "L1"),
+            case_number=self.case_number,
+            organisation=self.organisation,
+            recorded=False,
+        )
+
+    def pending_requests(self) -> list[msg.ConsentRequest]:
+        """Requests still unanswered, for an agent that (re)connects."""
+        pending = []
+        for participant in self.state.participants:
+            slot = self._slots.get(participant.pid)
+            for permission in sorted(participant.requested):
+                if slot is None:
+                    continue
+                request_id = self._requests.get((slot, permission.value)) or "req-0"
+                pending.append(self._consent_request(request_id, slot, permission.value))
+        return pending
+
+    def answer(self, slot: int, permission: str) -> ParticipantId | None:
+        """Who a consent answer from the agent is about; the request is then settled."""
+        self._requests.pop((slot, permission), None)
+        return self.participant_at(slot)
+
+    def remember(self, peer: Peer) -> None:
+        self._names[peer.slot] = (peer.display_name, peer.level)
+
+    # --- routing --------------------------------------------------------------------------
+
+    def _reroute(self) -> None:
+        state = self.state
+        self.frame_targets = tuple(
+            peer
+            for slot, peer in self.viewers.items()
+            if (pid := self.participant_at(slot)) is not None and m.may_receive_frames(state, pid)
+        )
+        self.controller = next(
+            (
+                peer
+                for slot, peer in self.viewers.items()
+                if (pid := self.participant_at(slot)) is not None and m.may_send_input(state, pid)
+            ),
+            None,
+        )
+
+    def reroute(self) -> None:
+        """Recompute after a peer came or went (the state may be unchanged)."""
+        self._reroute()
+
+    def state_message(self) -> msg.State:
+        state = self.state
+        viewing = tuple(sorted(self._slots[p] for p in state.viewers if p in self._slots))
+        controller = state.controller
+        phase = state.phase
+        return msg.State(
+            phase=phase.value,
+            viewing_slots=viewing,
+            controller_slot=self._slots.get(controller) if controller else None,
+        )
+
+    def _broadcast_state(self) -> None:
+        current = self.state_message()
+        if current == self._last_state:
+            return
+        self._last_state = current
+        for peer in self.everyone():
+            peer.send(current)
+
+    def everyone(self) -> list[Peer]:
+        peers = [*self.viewers.values(), *self.customers]
+        if self.agent is not None:
+            peers.append(self.agent)
+        return peers
+
+    def greet(self, peer: Peer) -> None:
+        """What a newly connected peer needs: its slot, the state, who is here, their keys."""
+        peer.send(
+            msg.Welcome(
+                slot=peer.slot,
+                participant=peer.participant,
+                session_id=self.session_id,
+                case_number=self.case_number,
+                organisation=self.organisation,
+            )
+        )
+        peer.send(self.state_message())
+        if self.agent is not None and peer is not self.agent:
+            peer.send(msg.Join(AGENT_SLOT, "agent", "Customer's computer", msg.Role.AGENT))
+        for other in self.viewers.values():
+            if other is not peer:
+                peer.send(self.join_message(other))
+        for slot, key in sorted(self.public_keys.items()):
+            if slot != peer.slot:
+                peer.send(key)
+
+    def join_message(self, peer: Peer) -> msg.Join:
+        return msg.Join(
+            slot=peer.slot,
+            participant=peer.participant,
+            display_name=peer.display_name or peer.participant,
+            role=msg.Role.VIEWER,
+            level=msg.Level(peer.level) if peer.level else None,
+        )
+
+    def tell_all(self, message: msg.Message, *, but: Peer | None = None) -> None:
+        for peer in self.everyone():
+            if peer is not but:
+                peer.send(message)
+
+    @property
+    def phase(self) -> Phase:
+        return self.state.phase
+
+    def actor_for(self, peer: Peer | None, client_addr: str | None = None) -> Actor:
+        if peer is None:
+            return Actor.system()
+        if peer.kind == "viewer":
+            return Actor(peer.participant, peer.role, client_addr)
+        return Actor(f"{peer.kind}:{self.session_id}", peer.kind, client_addr)
+
+    def now(self) -> Any:
+        return self._clock()
+
+    def grants_of(self, slot: int) -> frozenset[Permission]:
+        pid = self.participant_at(slot)
+        participant = self.state.participant(pid) if pid else None
+        return participant.grants if participant else frozenset()

@@ -1,0 +1,379 @@
+"""HTTP routes for cases, sessions, the customer's join and the public status check."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.api import models
+from broker.api.principals import client_addr, session_party, staff
+from broker.api.routing import ApiRoute, json_response, read_model, read_query
+from broker.appkeys import SERVICES_KEY
+from broker.auth.roles import Action
+from broker.errors import Conflict, NotFound
+from broker.relay.handlers import HUB_KEY
+from broker.sessions.codes import format_code
+from broker.store.records import iso
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+async def create_case(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.CREATE_CASE)
+    body = await read_model(request, models.CaseIn)
+    case = await request.app[SERVICES_KEY].cases.create(body, principal.actor(client_addr(request)))
+    return json_response(case.to_json(), status=201)
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    await staff(request, Action.VIEW_QUEUE)
+    query = read_query(request, models.CaseListQuery)
+    found = await request.app[SERVICES_KEY].cases.find(_split(query.status) or None)
+    return json_response({"cases": [case.to_json() for case in found]})
+
+
+async def get_case(request: web.Request) -> web.Response:
+    await staff(request, Action.VIEW_QUEUE)
+    services = request.app[SERVICES_KEY]
+    case = await services.cases.get(request.match_info["number"])
+    sessions = await services.store.list_sessions_for_case(case.number)
+    attempts = await services.store.list_contact_attempts(case.number)
+    return json_response(
+        {
+            **case.to_json(),
+            "sessions": [s.to_json() for s in sessions],
+            "contact_attempts": [
+                {"at": iso(a.at), "by": a.by_user, "channel": a.channel, "note": a.note}
+                for a in attempts
+            ],
+        }
+    )
+
+
+async def set_case_status(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.UPDATE_CASE)
+    body = await read_model(request, models.CaseStatusIn)
+    case = await request.app[SERVICES_KEY].cases.change_status(
+        request.match_info["number"], body.status, principal.actor(client_addr(request))
+    )
+    return json_response(case.to_json())
+
+
+async def add_contact_attempt(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.UPDATE_CASE)
+    body = await read_model(request, models.ContactAttemptIn)
+    attempts = await request.app[SERVICES_KEY].cases.add_contact_attempt(
+        request.match_info["number"], body.channel, body.note, principal.actor(client_addr(request))
+    )
+    return json_response({"attempts": len(attempts)}, status=201)
+
+
+async def resolve_no_answer(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.UPDATE_CASE)
+    case = await request.app[SERVICES_KEY].cases.resolve_no_answer(
+        request.match_info["number"], principal.actor(client_addr(request))
+    )
+    return json_response(case.to_json())
+
+
+async def customer_confirm(request: web.Request) -> web.Response:
+    party = await session_party(request, "customer")
+    body = await read_model(request, models.ConfirmIn)
+    case = await request.app[SERVICES_KEY].cases.customer_feedback(
+        party.case_number, body.solved, party.actor(client_addr(request))
+    )
+    return json_response({"case_number": case.number, "status": case.status})
+
+
+async def public_status(request: web.Request) -> web.Response:
+    """Case status for a customer who knows both the case number and the serial number."""
+    body = await read_model(request, models.PublicStatusIn)
+    services = request.app[SERVICES_KEY]
+    services.sessions.check_lookup_rate(client_addr(request))
+    case = await services.store.get_case(body.case_number)
+    if case is None or case.serial_number != body.serial_number:
+        services.sessions.record_failed_lookup(client_addr(request))
+        raise NotFound("no case with that number and serial number")
+    sessions = await services.store.list_sessions_for_case(case.number)
+    return json_response(
+        {
+            "case_number": case.number,
+            "product": case.product,
+            "status": case.status,
+            "severity": case.severity,
+            "updated_at": iso(case.updated_at),
+            "sessions": [
+                {
+                    "created_at": iso(s.created_at),
+                    "state": s.state,
+                    "engineer": s.engineer_display,
+                    "ended_at": iso(s.ended_at) if s.ended_at else None,
+                }
+                for s in sessions
+            ],
+        }
+    )
+
+
+async def create_session(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.CREATE_SESSION)
+    created = await request.app[SERVICES_KEY].sessions.create(
+        request.match_info["number"], principal, client_addr(request)
+    )
+    return json_response(
+        {
+            "id": created.session.id,
+            "case_number": created.session.case_number,
+            "code": created.code,
+            "code_display": format_code(created.code),
+            "code_expires_at": iso(created.session.code_expires_at),
+            "join_link": created.join_link,
+        },
+        status=201,
+    )
+
+
+async def join(request: web.Request) -> web.Response:
+    body = await read_model(request, models.JoinIn)
+    joined = await request.app[SERVICES_KEY].sessions.join(body.code, client_addr(request))
+    session = joined.session
+    return json_response(
+        {
+            "session_id": session.id,
+            "case_number": session.case_number,
+            "engineer": {
+                "display_name": session.engineer_display,
+                "level": session.engineer_level,
+            },
+            "customer_token": joined.customer_token,
+            "agent_token": joined.agent_token,
+            "tokens_expire_at": iso(joined.tokens_expire_at),
+        }
+    )
+
+
+async def session_queue(request: web.Request) -> web.Response:
+    await staff(request, Action.VIEW_QUEUE)
+    query = read_query(request, models.QueueQuery)
+    entries = await request.app[SERVICES_KEY].sessions.queue(_split(query.state))
+    return json_response({"sessions": [entry.to_json() for entry in entries]})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    await staff(request, Action.VIEW_QUEUE)
+    sessions = request.app[SERVICES_KEY].sessions
+    session = await sessions.get(request.match_info["session_id"])
+    invitations = await sessions.invitations(session.id)
+    return json_response(
+        {
+            **session.to_json(),
+            "invitations": [
+                {
+                    "at": iso(i.at),
+                    "by": i.by_user,
+                    "user": i.target_user,
+                    "level": i.target_level,
+                    "reason": i.reason,
+                }
+                for i in invitations
+            ],
+        }
+    )
+
+
+async def invite(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.INVITE)
+    body = await read_model(request, models.InviteIn)
+    invitation = await request.app[SERVICES_KEY].sessions.invite(
+        request.match_info["session_id"],
+        principal,
+        client_addr(request),
+        target_user=body.user,
+        target_level=body.level,
+        reason=body.reason,
+    )
+    return json_response(
+        {
+            "at": iso(invitation.at),
+            "user": invitation.target_user,
+            "level": invitation.target_level,
+            "reason": invitation.reason,
+        },
+        status=201,
+    )
+
+
+async def end_session(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.END_SESSION)
+    body = await read_model(request, models.EndIn)
+    session_id = request.match_info["session_id"]
+    await _ensure_live(request, session_id)
+    await request.app[HUB_KEY].end(session_id, principal.actor(client_addr(request)), body.reason)
+    session = await request.app[SERVICES_KEY].sessions.get(session_id)
+    return json_response(session.to_json())
+
+
+async def customer_end_session(request: web.Request) -> web.Response:
+    party = await session_party(request, "customer")
+    await _ensure_live(request, party.session_id)
+    await request.app[HUB_KEY].end(
+        party.session_id, party.actor(client_addr(request)), "ended by customer"
+    )
+    session = await request.app[SERVICES_KEY].sessions.get(party.session_id)
+    return json_response(session.to_json())
+
+
+async def _ensure_live(request: web.Request, session_id: str) -> None:
+    session = await request.app[SERVICES_KEY].sessions.get(session_id)
+    if session.state == "ended":
+        raise Conflict("the session has already ended")
+
+
+_NOT_FOUND = (401, 403, 404)
+
+ROUTES = [
+    ApiRoute(
+        "POST",
+        "/api/v1/cases",
+        create_case,
+        "Open a case",
+        body=models.CaseIn,
+        response=models.CaseOut,
+        status=201,
+        errors=(401, 403, 409),
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/cases",
+        list_cases,
+        "List cases, most urgent first",
+        query=models.CaseListQuery,
+        errors=(401, 403, 422),
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/cases/{number}",
+        get_case,
+        "A case with its sessions",
+        errors=_NOT_FOUND,
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/cases/{number}/status",
+        set_case_status,
+        "Move a case's status",
+        body=models.CaseStatusIn,
+        response=models.CaseOut,
+        errors=(*_NOT_FOUND, 409),
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/cases/{number}/contact-attempts",
+        add_contact_attempt,
+        "Record an attempt to reach the customer",
+        body=models.ContactAttemptIn,
+        status=201,
+        errors=_NOT_FOUND,
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/cases/{number}/resolve",
+        resolve_no_answer,
+        "Resolve after three unanswered contact attempts over ten days",
+        response=models.CaseOut,
+        errors=(*_NOT_FOUND, 409),
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/cases/{number}/sessions",
+        create_session,
+        "Open a session on a case and get its join code",
+        response=models.SessionCreatedOut,
+        status=201,
+        errors=(*_NOT_FOUND, 409),
+        tags=("sessions",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/customer/confirm",
+        customer_confirm,
+        "The customer says whether the problem is solved",
+        auth="customer",
+        body=models.ConfirmIn,
+        errors=(401, 409),
+        tags=("customer",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/customer/end",
+        customer_end_session,
+        "The customer ends the session",
+        auth="customer",
+        errors=(401, 409),
+        tags=("customer",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/status",
+        public_status,
+        "Case status by case number and product serial number (no login)",
+        auth="none",
+        body=models.PublicStatusIn,
+        errors=(404, 429),
+        tags=("customer",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/join",
+        join,
+        "Exchange a session code for session tokens",
+        auth="none",
+        body=models.JoinIn,
+        response=models.JoinOut,
+        errors=(410, 429),
+        tags=("customer",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/sessions",
+        session_queue,
+        "Queue of sessions by state, ordered by severity and response-due time",
+        query=models.QueueQuery,
+        errors=(401, 403, 422),
+        tags=("sessions",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/sessions/{session_id}",
+        get_session,
+        "A session",
+        errors=_NOT_FOUND,
+        tags=("sessions",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/sessions/{session_id}/invite",
+        invite,
+        "Invite an engineer or a level (escalation), with a reason",
+        body=models.InviteIn,
+        status=201,
+        errors=(*_NOT_FOUND, 409),
+        tags=("sessions",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/sessions/{session_id}/end",
+        end_session,
+        "End a session",
+        body=models.EndIn,
+        errors=(*_NOT_FOUND, 409),
+        tags=("sessions",),
+    ),
+]

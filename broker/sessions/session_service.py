@@ -1,0 +1,334 @@
+"""Sessions on cases: creation with a join code, the customer's join, queue, invite, end.
+
+Join codes are stored only as an HMAC under a per-installation pepper, so logs, exports and the
+sessions table never show a usable code (the pepper lives in the same database file, so a thief
+of the whole file could still search the code space offline within the code's minutes). Every
+rejected join is counted per client address (429 after the configured number) and globally (an
+alarm, never a lockout: see ``docs/security.md``, "Guessing session codes").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from broker.appkeys import Clock
+from broker.audit.log import Actor, AuditLog
+from broker.auth.ratelimit import GlobalRateAlarm, SlidingWindowLimiter
+from broker.auth.service import AuthService, StaffPrincipal
+from broker.errors import CodeRejected, Conflict, NotFound, RateLimited, ValidationFailed
+from broker.metrics import Metrics
+from broker.sessions import cases, codes
+from broker.sessions.case_service import CaseService
+from broker.settings import Settings
+from broker.store.records import Invitation, QueueEntry, SessionRecord
+from broker.store.sqlite import SQLiteStore
+from broker.types import Level, Role
+
+log = logging.getLogger(__name__)
+
+SESSION_STATES = ("waiting", "active", "ended")
+_CLOSED_CASE = {cases.CaseStatus.RESOLVED.value, cases.CaseStatus.CLOSED.value}
+_ROLE_FOR_LEVEL = {Level.L1: Role.DESK, Level.L2: Role.RSE, Level.L3: Role.ENGINEERING}
+
+
+@dataclass(frozen=True)
+class NewSession:
+    session: SessionRecord
+    code: str
+    join_link: str
+
+
+@dataclass(frozen=True)
+class Joined:
+    session: SessionRecord
+    customer_token: str
+    agent_token: str
+    tokens_expire_at: datetime
+
+
+def limiter_key(client_addr: str) -> str:
+    """Rate-limit IPv6 clients per /64: one host usually owns the whole prefix."""
+    try:
+        address = ipaddress.ip_address(client_addr)
+    except ValueError:
+        return client_addr
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        audit: AuditLog,
+        auth: AuthService,
+        case_service: CaseService,
+        settings: Settings,
+        metrics: Metrics,
+        clock: Clock,
+        pepper: bytes,
+    ) -> None:
+        self._store = store
+        self._audit = audit
+        self._auth = auth
+        self._cases = case_service
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._pepper = pepper
+        self._join_limiter = SlidingWindowLimiter(
+            limit=settings.join_attempts_per_address,
+            window=settings.join_attempt_window.total_seconds(),
+        )
+        self._guess_alarm = GlobalRateAlarm(
+            threshold=settings.join_global_alarm_per_minute, window=60.0
+        )
+
+    async def get(self, session_id: str) -> SessionRecord:
+        session = await self._store.get_session(session_id)
+        if session is None:
+            raise NotFound(f"no session {session_id!r}")
+        return session
+
+    async def create(self, case_number: str, principal: StaffPrincipal, addr: str) -> NewSession:
+        """Open a session on a case and issue its single-use join code.
+
+        Raises:
+            NotFound: no such case.
+            Conflict: the case is resolved or closed.
+        """
+        now = self._clock()
+        actor = principal.actor(addr)
+        async with self._store.transaction():
+            case = await self._cases.get(case_number)
+            if case.status in _CLOSED_CASE:
+                raise Conflict(f"case {case_number} is {case.status}; reopen it first")
+            for _ in range(5):
+                code = codes.generate_code(self._settings.code_digits)
+                code_hash = codes.hash_code(code, self._pepper)
+                if await self._store.session_by_code_hash(code_hash) is None:
+                    break
+            else:  # pragma: no cover - five collisions in a 10^10 space
+                raise Conflict("could not allocate a unique session code; try again")
+            session = SessionRecord(
+                id=secrets.token_urlsafe(16),
+                case_number=case.number,
+                created_by=principal.name,
+                engineer_display=principal.display_name,
+                engineer_level=principal.level,
+                created_at=now,
+                code_hash=code_hash,
+                code_expires_at=now + self._settings.code_ttl,
+                code_used_at=None,
+                state="waiting",
+            )
+            await self._store.insert_session(session)
+            await self._audit.record(
+                actor,
+                "session.created",
+                at=now,
+                case_number=case.number,
+                session_id=session.id,
+                details={"code_expires_at": session.code_expires_at.isoformat()},
+            )
+            await self._cases.start_work(case, actor, now)
+        # The code rides in the fragment: browsers never send it to any server.
+        link = f"{self._settings.base_url}/j#{code}"
+        return NewSession(session, code, link)
+
+    async def join(self, code_text: str, client_addr: str) -> Joined:
+        """Exchange a session code for the customer's and the agent's session tokens.
+
+        Raises:
+            RateLimited: this address has failed too often recently.
+            CodeRejected: unknown, expired or used code (one answer for all three, so a
+                guesser learns nothing about which codes exist).
+        """
+        now = self._clock()
+        key = limiter_key(client_addr)
+        self.check_lookup_rate(client_addr)
+        try:
+            code = codes.parse_code(code_text, self._settings.code_digits)
+        except ValidationFailed:
+            await self._record_rejection(key, client_addr, now, "malformed")
+            raise
+        session = await self._store.session_by_code_hash(codes.hash_code(code, self._pepper))
+        claimed = False
+        if session is not None:
+            async with self._store.transaction():
+                claimed = session.state == "waiting" and await self._store.claim_code(
+                    session.id, now
+                )
+                if claimed:
+                    actor = Actor(f"customer:{session.id}", "customer", client_addr)
+                    await self._audit.record(
+                        actor,
+                        "session.customer_joined",
+                        at=now,
+                        case_number=session.case_number,
+                        session_id=session.id,
+                    )
+                    await self._cases.note_customer_response(session.case_number, now)
+        if session is None or not claimed:
+            reason = "unknown" if session is None else "used" if session.code_used_at else "expired"
+            await self._record_rejection(key, client_addr, now, reason, session)
+            raise CodeRejected(
+                "this session code is not valid: it may be mistyped, used or expired"
+            )
+        customer, agent, expires = await self._auth.issue_session_tokens(
+            session.id, session.case_number
+        )
+        return Joined(await self.get(session.id), customer, agent, expires)
+
+    def check_lookup_rate(self, client_addr: str) -> None:
+        """Refuse an address that has failed too many code or case look-ups recently.
+
+        Raises:
+            RateLimited: with the seconds until the oldest failure leaves the window.
+        """
+        decision = self._join_limiter.peek(limiter_key(client_addr), self._clock().timestamp())
+        if not decision.allowed:
+            self._metrics.join_failures.labels(reason="rate_limited").inc()
+            raise RateLimited(
+                "too many failed attempts from your address; wait and try again",
+                retry_after=decision.retry_after,
+            )
+
+    def record_failed_lookup(self, client_addr: str) -> None:
+        self._join_limiter.hit(limiter_key(client_addr), self._clock().timestamp())
+
+    async def _record_rejection(
+        self,
+        key: str,
+        client_addr: str,
+        now: datetime,
+        reason: str,
+        session: SessionRecord | None = None,
+    ) -> None:
+        self._join_limiter.hit(key, now.timestamp())
+        self._metrics.join_failures.labels(reason=reason).inc()
+        if self._guess_alarm.record(now.timestamp()):
+            self._metrics.join_guess_alarms.inc()
+            log.warning(
+                "ALARM: more than %d failed session-code attempts in the last minute "
+                "across all addresses; possible distributed guessing",
+                self._settings.join_global_alarm_per_minute,
+            )
+        async with self._store.transaction():
+            await self._audit.record(
+                Actor("anonymous", "customer", client_addr),
+                "session.join_rejected",
+                at=now,
+                case_number=session.case_number if session else None,
+                session_id=session.id if session else None,
+                details={"reason": reason},
+            )
+
+    async def expire_codes(self) -> int:
+        """End sessions whose code expired before any customer used it."""
+        now = self._clock()
+        stale = [
+            e.session
+            for e in await self._store.queue(["waiting"])
+            if e.session.code_used_at is None and e.session.code_expires_at <= now
+        ]
+        for session in stale:
+            await self._end(session, Actor.system(), now, "code_expired")
+        return len(stale)
+
+    async def queue(self, states: list[str]) -> list[QueueEntry]:
+        for state in states:
+            if state not in SESSION_STATES:
+                raise ValidationFailed(
+                    f"unknown session state {state!r}; use {', '.join(SESSION_STATES)}"
+                )
+        await self.expire_codes()
+        return await self._store.queue(states)
+
+    async def invite(
+        self,
+        session_id: str,
+        principal: StaffPrincipal,
+        addr: str,
+        *,
+        target_user: str | None,
+        target_level: Level | None,
+        reason: str,
+    ) -> Invitation:
+        """Escalate: ask another engineer, or anyone of a level, to join with a reason."""
+        if (target_user is None) == (target_level is None):
+            raise ValidationFailed("invite exactly one of: user, level")
+        now = self._clock()
+        session = await self.get(session_id)
+        if session.state == "ended":
+            raise Conflict("the session has ended")
+        if target_user is not None:
+            user = await self._store.get_user(target_user)
+            if (
+                user is None
+                or user.disabled
+                or user.role not in {r.value for r in _ROLE_FOR_LEVEL.values()}
+            ):
+                raise ValidationFailed(f"{target_user!r} is not an active engineer")
+        invitation = Invitation(
+            session_id=session_id,
+            at=now,
+            by_user=principal.name,
+            target_user=target_user,
+            target_level=target_level.value if target_level else None,
+            reason=reason,
+        )
+        async with self._store.transaction():
+            await self._store.add_invitation(invitation)
+            await self._audit.record(
+                principal.actor(addr),
+                "session.invited",
+                at=now,
+                case_number=session.case_number,
+                session_id=session_id,
+                details={
+                    "target_user": target_user,
+                    "target_level": invitation.target_level,
+                    "reason": reason,
+                },
+            )
+        return invitation
+
+    async def invitations(self, session_id: str) -> list[Invitation]:
+        return await self._store.list_invitations(session_id)
+
+    async def end(self, session_id: str, actor: Actor, reason: str) -> SessionRecord:
+        session = await self.get(session_id)
+        if session.state == "ended":
+            raise Conflict("the session has already ended")
+        await self._end(session, actor, self._clock(), reason)
+        return await self.get(session_id)
+
+    async def set_live_state(self, session_id: str, state: str, reason: str | None = None) -> None:
+        """Record what the relay's state machine decided (it audits the event itself)."""
+        now = self._clock()
+        async with self._store.transaction():
+            await self._store.set_session_state(
+                session_id, state, ended_at=now if state == "ended" else None, end_reason=reason
+            )
+
+    async def _end(self, session: SessionRecord, actor: Actor, now: datetime, reason: str) -> None:
+        async with self._store.transaction():
+            await self._store.set_session_state(
+                session.id, "ended", ended_at=now, end_reason=reason
+            )
+            await self._audit.record(
+                actor,
+                "session.ended",
+                at=now,
+                case_number=session.case_number,
+                session_id=session.id,
+                details={"reason": reason},
+            )

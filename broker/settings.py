@@ -1,0 +1,217 @@
+"""All broker settings in one frozen object, read once at start-up.
+
+Precedence, lowest to highest: built-in defaults, the TOML file (``--config`` or
+``RSB_CONFIG``), environment variables, command-line flags. A bad value stops start-up with an
+error naming the setting; nothing is silently replaced by a default. Every field is listed in
+``docs/configuration.md`` (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(ValueError):
+    """A setting has a value the broker cannot run with."""
+
+
+def _seconds(value: Any) -> timedelta:
+    seconds = float(value)
+    if seconds <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return timedelta(seconds=seconds)
+
+
+def _token_ttl(value: Any) -> timedelta:
+    ttl = _seconds(value)
+    if ttl > timedelta(hours=12):
+        raise ValueError("must be at most 43200 seconds (12 h): tokens are short-lived")
+    return ttl
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive integer")
+    return number
+
+
+def _port(value: Any) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be a port number 0-65535")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    raise ValueError("must be a comma-separated string or a list")
+
+
+def _networks(value: Any) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in _str_list(value))
+
+
+def _code_digits(value: Any) -> int:
+    number = int(value)
+    if not 6 <= number <= 16:
+        raise ValueError("must be between 6 and 16 digits")
+    return number
+
+
+def _optional_path(value: Any) -> Path | None:
+    return Path(value) if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the broker can be configured with; see ``docs/configuration.md``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = "./var/rsb.db"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_url: str = ""
+    organisation: str = "Remote Support"
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
+    demo_users: bool = False
+    code_digits: int = 10
+    code_ttl: timedelta = timedelta(minutes=10)
+    resume_window: timedelta = timedelta(minutes=2)
+    staff_token_ttl: timedelta = timedelta(hours=1)
+    session_token_ttl: timedelta = timedelta(hours=12)
+    join_attempts_per_address: int = 10
+    join_attempt_window: timedelta = timedelta(minutes=10)
+    join_global_alarm_per_minute: int = 600
+    login_attempts_per_address: int = 20
+    login_attempt_window: timedelta = timedelta(minutes=5)
+    max_body_bytes: int = 64 * 1024
+    plans_file: Path | None = None
+    permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    plans: Mapping[str, Any] = field(default_factory=dict)
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+
+    @property
+    def base_url(self) -> str:
+        """Where customers and engineers reach the broker (used in join links)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins allowed to open WebSockets: the configured list plus the broker's own."""
+        return frozenset(self.allowed_origins) | {self.base_url}
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        config_file: str | Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from a TOML file, the environment and explicit overrides.
+
+        Raises:
+            SettingsError: naming the first setting whose value is unusable.
+        """
+        raw: dict[str, Any] = {}
+        path = config_file or environ.get("RSB_CONFIG")
+        if path:
+            try:
+                with open(path, "rb") as handle:
+                    raw.update(tomllib.load(handle))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        for name in _FIELD_CASTS:
+            env_name = f"RSB_{name.upper()}"
+            if env_name in environ:
+                raw[name] = environ[env_name]
+        raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_mapping(raw)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name == "plans":
+                if not isinstance(value, Mapping):
+                    raise SettingsError("setting plans: must be a table of [plans.NAME]")
+                values[name] = dict(value)
+                continue
+            if name == "permissions":
+                values[name] = _permissions(value)
+                continue
+            try:
+                values[name] = _FIELD_CASTS[name](value)
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"setting {name}={value!r}: {exc}") from exc
+        settings = replace(cls(), **values)
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise SettingsError("tls_cert and tls_key must be given together")
+        return settings
+
+
+def _permissions(value: Any) -> Mapping[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise SettingsError("setting permissions: must be a table of action = [roles]")
+    return {str(k): _str_list(v) for k, v in value.items()}
+
+
+_FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
+    "host": str,
+    "port": _port,
+    "db": str,
+    "tls_cert": _optional_path,
+    "tls_key": _optional_path,
+    "public_url": str,
+    "organisation": str,
+    "allowed_origins": _str_list,
+    "trusted_proxies": _networks,
+    "demo_users": _bool,
+    "code_digits": _code_digits,
+    "code_ttl": _seconds,
+    "resume_window": _seconds,
+    "staff_token_ttl": _token_ttl,
+    "session_token_ttl": _token_ttl,
+    "join_attempts_per_address": _positive_int,
+    "join_attempt_window": _seconds,
+    "join_global_alarm_per_minute": _positive_int,
+    "login_attempts_per_address": _positive_int,
+    "login_attempt_window": _seconds,
+    "max_body_bytes": _positive_int,
+    "plans_file": _optional_path,
+    "argon2_time_cost": _positive_int,
+    "argon2_memory_kib": _positive_int,
+}

@@ -1,0 +1,123 @@
+"""Fixtures shared by every test: settings on a real SQLite file, a clock the test controls,
+and the real broker app served on 127.0.0.1 by pytest-aiohttp."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from broker.app import create_app
+from broker.appkeys import SERVICES_KEY
+from broker.audit.log import Actor
+from broker.services import Services
+from broker.settings import Settings
+from broker.types import Role
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Cheap password hashing for tests: the KDF's cost is a setting, not a code path.
+TEST_SETTINGS = {"argon2_time_cost": 1, "argon2_memory_kib": 8192}
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand; services read time only through it."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "rsb.db"
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return Settings.from_mapping({"db": str(db_path), **TEST_SETTINGS})
+
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@dataclass
+class Broker:
+    """The running app, its HTTP client and helpers to act as staff."""
+
+    client: TestClient[web.Request, web.Application]
+    clock: FakeClock
+
+    @property
+    def services(self) -> Services:
+        return self.client.app[SERVICES_KEY]
+
+    async def add_user(self, name: str, role: Role, display: str | None = None) -> None:
+        await self.services.auth.add_user(
+            name, display or name.title(), role, PASSWORD, Actor.system()
+        )
+
+    async def login(self, name: str) -> dict[str, str]:
+        resp = await self.client.post(
+            "/api/v1/login", json={"username": name, "password": PASSWORD}
+        )
+        assert resp.status == 200, await resp.text()
+        token = (await resp.json())["token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    async def staff(self, name: str, role: Role, display: str | None = None) -> dict[str, str]:
+        await self.add_user(name, role, display)
+        return await self.login(name)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        resp = await self.client.request(method, path, headers=headers, **kwargs)
+        body = await resp.json()
+        assert resp.status == status, (resp.status, body)
+        return body
+
+
+@pytest.fixture
+async def broker(aiohttp_client: ClientFactory, settings: Settings, clock: FakeClock) -> Broker:
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    return Broker(client, clock)
+
+
+def rsb(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``rsb`` command line in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "broker.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )

@@ -1,0 +1,191 @@
+"""Fixtures for the customer and security-review page tests.
+
+The real broker (``create_app`` with the shared settings and fake clock) runs under
+pytest-aiohttp's ``aiohttp_server`` on a port fixed before the app is built, so the broker's own
+origin, which its WebSocket Origin check allows, is exactly the one the browser loads pages from.
+Debian's Chromium is driven by Playwright's *async* API in the test's own event loop
+(docs: notes on feasibility, items 3 and 8); ``playwright install`` is never needed.
+
+Import the fixtures by name into a test module (``from tests.e2e.conftest_pages import ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright, expect
+
+from broker.app import create_app
+from broker.settings import Settings
+from broker.types import Role
+from tests.conftest import Broker, FakeClock
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ORGANISATION = "Acme Support"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+# One scalable unit for every wait: a slow machine raises RSB_TEST_TIME_SCALE, tests stay as is.
+TIME_SCALE = float(os.environ.get("RSB_TEST_TIME_SCALE", "1"))
+WAIT_MS = 15_000 * TIME_SCALE
+WAIT_S = WAIT_MS / 1000
+
+CASE = {
+    "customer_name": "Ana Ruiz",
+    "company": "Imprenta Sur",
+    "contact": "+34 600 000 001",
+    "product": "PressLine 9000",
+    "serial_number": "PL9-0001",
+    "plan": "premium",
+}
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Site:
+    """The running broker: its HTTP client helpers (as staff) and the URLs a browser opens."""
+
+    broker: Broker
+    server: TestServer
+    settings: Settings
+
+    @property
+    def origin(self) -> str:
+        """The broker's own origin (``Settings.base_url``), which its Origin check allows."""
+        return self.settings.base_url
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+
+@pytest.fixture
+async def site(
+    aiohttp_server: ServerFactory,
+    aiohttp_client: ClientFactory,
+    settings: Settings,
+    clock: FakeClock,
+) -> Site:
+    port = _free_port()
+    configured = replace(settings, port=port, organisation=ORGANISATION)
+    server = await aiohttp_server(create_app(configured, clock=clock), port=port)
+    client = await aiohttp_client(server)
+    return Site(Broker(client, clock), server, configured)
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    expect.set_options(timeout=WAIT_MS)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class Tab:
+    """A page in its own browser context, with what it requested and what went wrong."""
+
+    page: Page
+    requests: list[Request] = field(default_factory=list)
+    socket_urls: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def request_urls(self) -> list[str]:
+        return [r.url for r in self.requests]
+
+
+TabFactory = Callable[..., Awaitable[Tab]]
+
+
+@pytest.fixture
+async def tabs(chromium: Browser) -> AsyncIterator[TabFactory]:
+    """Open pages with a given locale and time zone; uncaught errors and CSP reports are kept."""
+    contexts: list[BrowserContext] = []
+
+    async def open_tab(locale: str = "en-US", timezone_id: str = "UTC") -> Tab:
+        context = await chromium.new_context(
+            locale=locale,
+            timezone_id=timezone_id,
+            viewport={"width": 1000, "height": 1400},
+            accept_downloads=True,
+        )
+        contexts.append(context)
+        page = await context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        tab = Tab(page)
+        page.on("request", tab.requests.append)
+        page.on("websocket", lambda ws: tab.socket_urls.append(ws.url))
+        page.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
+
+        def on_console(message: Any) -> None:
+            # A refused fetch (410, 404, 409) is logged by Chromium and is expected here; a
+            # blocked inline script or style, or an exception, is not.
+            if message.type == "error" and "Failed to load resource" not in message.text:
+                tab.problems.append(f"console: {message.text}")
+
+        page.on("console", on_console)
+        return tab
+
+    try:
+        yield open_tab
+    finally:
+        for context in contexts:
+            await context.close()
+
+
+@dataclass
+class Opened:
+    """A case with a session an engineer just created, before the customer joined."""
+
+    case_number: str
+    session_id: str
+    code: str
+    staff: dict[str, str]
+
+    @property
+    def staff_token(self) -> str:
+        return self.staff["Authorization"].removeprefix("Bearer ")
+
+
+async def open_session(
+    broker: Broker, user: str = "rita", role: Role = Role.RSE, display: str = "Rita Reyes"
+) -> Opened:
+    staff = await broker.staff(user, role, display)
+    case = await broker.call("POST", "/api/v1/cases", status=201, headers=staff, json=CASE)
+    session = await broker.call(
+        "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=staff
+    )
+    return Opened(case["number"], session["id"], session["code"], staff)
+
+
+async def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / name), full_page=True)

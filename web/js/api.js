@@ -1,0 +1,100 @@
+// The broker's HTTP API from the console: JSON in and out, the staff token in one closure.
+//
+// The token is kept in memory only, never in localStorage or sessionStorage: storage outlives
+// the tab and is readable by any script that ever runs on this origin, so a reload means
+// logging in again. No cookies either (docs/security.md, "Web hygiene"): nothing for a forged
+// cross-site request to ride on.
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0 when the broker could not be reached)
+   * @param {string} code the broker's stable error code, e.g. "unauthorized"
+   * @param {string} message the broker's human-readable message
+   */
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function errorFrom(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: fall through to the status text
+  }
+  if (body && typeof body.error === "string") {
+    const message = typeof body.message === "string" && body.message ? body.message : body.error;
+    return new ApiError(response.status, body.error, message);
+  }
+  return new ApiError(response.status, "http_error", `${response.status} ${response.statusText}`.trim());
+}
+
+/** Create a client; the token lives only inside this closure. */
+export function createApi({ base = "", fetchImpl = globalThis.fetch.bind(globalThis) } = {}) {
+  let token = null;
+  let user = null;
+  const listeners = new Set();
+
+  async function request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const init = { method, headers, credentials: "omit", cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetchImpl(`${base}${path}`, init);
+    } catch {
+      throw new ApiError(0, "unreachable", "the broker cannot be reached; check the network");
+    }
+    if (!response.ok) {
+      const error = await errorFrom(response);
+      // An expired or revoked token: tell the page so it can show the login form again.
+      if (response.status === 401 && token) for (const listener of listeners) listener(error);
+      throw error;
+    }
+    if (response.status === 204) return null;
+    return response.json();
+  }
+
+  return {
+    get token() {
+      return token;
+    },
+    get user() {
+      return user;
+    },
+    get loggedIn() {
+      return token !== null;
+    },
+    onUnauthorized(listener) {
+      listeners.add(listener);
+    },
+    async login(username, password) {
+      const result = await request("POST", "/api/v1/login", { username, password });
+      token = result.token;
+      user = result.user;
+      return result;
+    },
+    logout() {
+      token = null;
+      user = null;
+    },
+    get: (path) => request("GET", path),
+    post: (path, body = {}) => request("POST", path, body),
+    queue: (states = "waiting,active") => request("GET", `/api/v1/sessions?state=${encodeURIComponent(states)}`),
+    cases: (status = "") =>
+      request("GET", status ? `/api/v1/cases?status=${encodeURIComponent(status)}` : "/api/v1/cases"),
+    createCase: (fields) => request("POST", "/api/v1/cases", fields),
+    createSession: (caseNumber) => request("POST", `/api/v1/cases/${encodeURIComponent(caseNumber)}/sessions`, {}),
+    session: (id) => request("GET", `/api/v1/sessions/${encodeURIComponent(id)}`),
+    invite: (id, fields) => request("POST", `/api/v1/sessions/${encodeURIComponent(id)}/invite`, fields),
+    endSession: (id, reason) => request("POST", `/api/v1/sessions/${encodeURIComponent(id)}/end`, { reason }),
+  };
+}

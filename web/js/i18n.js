@@ -1,0 +1,283 @@
+// Customer-page strings in English and Spanish, and the few functions that apply them.
+//
+// Every text the customer reads goes through t(): a scam victim under pressure should get the
+// warning in their own language. The language comes from navigator.languages and can be
+// switched on the page; nothing is stored (no cookies, no localStorage).
+//
+// Format rule, relied on by tests/unit/test_i18n.py: one quoted key per line, four spaces in.
+
+const STRINGS = {
+  en: {
+    "app.title": "Remote support",
+    "lang.label": "Language",
+    "org.caption": "Remote support provided by",
+    "org.check": "The address bar of your browser must show {host}.",
+    "warning.title": "Before you continue",
+    "warning.body": "Only continue if you are on the phone with us and you called us, or you were expecting this call. We will never ask you for passwords or payments.",
+    "warning.hangup": "If anything feels wrong, hang up and call us back on a number you already know.",
+    "join.title": "Start a remote support session",
+    "join.intro": "Enter the session code the engineer read to you on the phone.",
+    "join.code_label": "Session code",
+    "join.code_hint": "10 digits, for example 123 456 7890",
+    "join.submit": "Continue",
+    "join.busy": "Checking the code…",
+    "join.err_format": "A session code has 10 digits. Please check it and try again.",
+    "join.err_rejected": "This code cannot be used: it was already used, it has expired, or it was mistyped. Ask the engineer for a new code.",
+    "join.err_rate": "Too many attempts from this connection. Please wait a few minutes and try again.",
+    "join.err_network": "The support service could not be reached. Check your connection and try again.",
+    "join.err_other": "Something went wrong ({detail}). Please try again.",
+    "session.title": "Your support session",
+    "session.case": "Case number",
+    "session.case_check": "Check that this is the case number you were given on the phone.",
+    "session.engineer": "Engineer",
+    "session.engineer_value": "{name}, {level}",
+    "level.l1": "support desk (level 1)",
+    "level.l2": "remote support engineer (level 2)",
+    "level.l3": "design engineering (level 3)",
+    "level.none": "support staff",
+    "ask.title": "What the engineer will ask",
+    "ask.view": "First, {name} will ask to see your screen. Your computer shows the question, and you can say yes or no.",
+    "ask.control": "Later, they may ask to control your mouse and keyboard. You will be asked again, and you can take control back at any time.",
+    "agent.title": "Start the support program",
+    "agent.install": "If the support program is not installed on the computer that needs help, install it with:",
+    "agent.run": "Then run this command in a terminal on that computer. It already contains the key for this session:",
+    "agent.secret": "Do not give this command to anyone else: it lets a program join this session.",
+    "agent.copy": "Copy command",
+    "agent.copied": "Copied.",
+    "agent.copy_failed": "Copying did not work: select the command and copy it by hand.",
+    "status.title": "Session status",
+    "status.connecting": "Connecting to the support service…",
+    "status.waiting": "Waiting for the support program to start on your computer.",
+    "status.pending_no_engineer": "The support program is connected. Waiting for the engineer to join.",
+    "status.pending": "Nobody can see your screen. Connected: {names}. If they ask to see it, answer in the support program window.",
+    "status.observing": "Your screen is being viewed by {names}.",
+    "status.controlling": "Your computer is being controlled by {name}.",
+    "status.also_viewing": "Also viewing: {names}.",
+    "status.paused": "Sharing is paused. Nobody can see or control your computer.",
+    "status.ended": "The session has ended. Nobody can see or control your computer.",
+    "status.reconnecting": "Connection lost. Reconnecting…",
+    "status.refused": "The support service closed this page's connection ({detail}). Reload the page, or ask the engineer for a new code.",
+    "status.nobody": "nobody",
+    "status.person": "{name} ({level})",
+    "status.engineer_fallback": "an engineer",
+    "readback.title": "Read-back words",
+    "readback.intro": "The engineer will read some words to you. They must be exactly these words. If they are different, end the session.",
+    "readback.none": "The words appear when the support program and the engineer are both connected.",
+    "readback.unavailable": "This page cannot show the words yet. Compare them with the words in the support program window instead.",
+    "readback.digits": "Number: {digits}",
+    "controls.title": "You stay in control",
+    "controls.help": "Each button takes effect at once. The support program window has the same choices.",
+    "controls.pause": "Pause sharing",
+    "controls.resume": "Resume",
+    "controls.revoke_control": "Revoke control",
+    "controls.stop_viewing": "Stop viewing",
+    "controls.end": "End session",
+    "controls.not_connected": "This page is not connected right now: use the support program window, or wait a moment.",
+    "chat.note": "Chat with the engineer happens in the support program window. It is encrypted between your computer and the engineer; this page holds no keys and cannot read it.",
+    "feedback.title": "Is your problem solved?",
+    "feedback.solved": "My problem is solved",
+    "feedback.not_solved": "Still not solved",
+    "feedback.thanks_solved": "Thank you. Case {case} is now marked as resolved.",
+    "feedback.thanks_not_solved": "Thank you. Case {case} stays open, and an engineer will contact you.",
+    "feedback.error": "Your answer could not be saved ({detail}). Please try again.",
+    "check.title": "Check my case",
+    "check.intro": "See the status of your case with its number and your product's serial number. No login is needed.",
+    "check.case_label": "Case number",
+    "check.serial_label": "Product serial number",
+    "check.submit": "Check status",
+    "check.not_found": "No case matches that case number and serial number.",
+    "check.err_rate": "Too many attempts from this connection. Please wait a few minutes and try again.",
+    "check.err_other": "The status could not be checked ({detail}). Please try again.",
+    "check.result": "Case {case}, {product}: {status}",
+    "check.updated": "Last updated: {when}",
+    "check.sessions": "Support sessions",
+    "check.no_sessions": "No support sessions yet.",
+    "check.col_started": "Started",
+    "check.col_engineer": "Engineer",
+    "check.col_state": "State",
+    "check.col_ended": "Ended",
+    "case_status.open": "open",
+    "case_status.in_progress": "in progress",
+    "case_status.awaiting_customer": "waiting for your answer",
+    "case_status.resolved": "resolved",
+    "case_status.closed": "closed",
+    "session_state.waiting": "waiting",
+    "session_state.active": "active",
+    "session_state.ended": "ended",
+  },
+  es: {
+    "app.title": "Asistencia remota",
+    "lang.label": "Idioma",
+    "org.caption": "Asistencia remota prestada por",
+    "org.check": "La barra de direcciones de su navegador debe mostrar {host}.",
+    "warning.title": "Antes de continuar",
+    "warning.body": "Continúe solo si está hablando por teléfono con nosotros y nos llamó usted, o si esperaba esta llamada. Nunca le pediremos contraseñas ni pagos.",
+    "warning.hangup": "Si algo le parece extraño, cuelgue y llámenos a un número que ya conozca.",
+    "join.title": "Iniciar una sesión de asistencia remota",
+    "join.intro": "Introduzca el código de sesión que el técnico le leyó por teléfono.",
+    "join.code_label": "Código de sesión",
+    "join.code_hint": "10 cifras, por ejemplo 123 456 7890",
+    "join.submit": "Continuar",
+    "join.busy": "Comprobando el código…",
+    "join.err_format": "Un código de sesión tiene 10 cifras. Revíselo e inténtelo de nuevo.",
+    "join.err_rejected": "Este código no se puede usar: ya se usó, ha caducado o está mal escrito. Pida un código nuevo al técnico.",
+    "join.err_rate": "Demasiados intentos desde esta conexión. Espere unos minutos e inténtelo de nuevo.",
+    "join.err_network": "No se pudo contactar con el servicio de asistencia. Compruebe su conexión e inténtelo de nuevo.",
+    "join.err_other": "Algo ha fallado ({detail}). Inténtelo de nuevo.",
+    "session.title": "Su sesión de asistencia",
+    "session.case": "Número de caso",
+    "session.case_check": "Compruebe que es el número de caso que le dieron por teléfono.",
+    "session.engineer": "Técnico",
+    "session.engineer_value": "{name}, {level}",
+    "level.l1": "servicio de atención (nivel 1)",
+    "level.l2": "técnico de asistencia remota (nivel 2)",
+    "level.l3": "ingeniería de diseño (nivel 3)",
+    "level.none": "personal de asistencia",
+    "ask.title": "Qué le pedirá el técnico",
+    "ask.view": "Primero, {name} le pedirá ver su pantalla. Su ordenador le mostrará la pregunta y usted puede decir que sí o que no.",
+    "ask.control": "Después puede pedirle controlar su ratón y su teclado. Se le preguntará de nuevo, y puede recuperar el control en cualquier momento.",
+    "agent.title": "Inicie el programa de asistencia",
+    "agent.install": "Si el programa de asistencia no está instalado en el ordenador que necesita ayuda, instálelo con:",
+    "agent.run": "Después ejecute esta orden en una terminal de ese ordenador. Ya contiene la clave de esta sesión:",
+    "agent.secret": "No dé esta orden a nadie más: permite que un programa se una a esta sesión.",
+    "agent.copy": "Copiar la orden",
+    "agent.copied": "Copiada.",
+    "agent.copy_failed": "No se pudo copiar: seleccione la orden y cópiela a mano.",
+    "status.title": "Estado de la sesión",
+    "status.connecting": "Conectando con el servicio de asistencia…",
+    "status.waiting": "Esperando a que el programa de asistencia se inicie en su ordenador.",
+    "status.pending_no_engineer": "El programa de asistencia está conectado. Esperando a que se una el técnico.",
+    "status.pending": "Nadie puede ver su pantalla. Conectados: {names}. Si le piden verla, responda en la ventana del programa de asistencia.",
+    "status.observing": "Su pantalla está siendo vista por {names}.",
+    "status.controlling": "{name} está controlando su ordenador.",
+    "status.also_viewing": "También con acceso a la pantalla: {names}.",
+    "status.paused": "La sesión está en pausa. Nadie puede ver ni controlar su ordenador.",
+    "status.ended": "La sesión ha terminado. Nadie puede ver ni controlar su ordenador.",
+    "status.reconnecting": "Se perdió la conexión. Reconectando…",
+    "status.refused": "El servicio de asistencia cerró la conexión de esta página ({detail}). Recargue la página o pida un código nuevo al técnico.",
+    "status.nobody": "nadie",
+    "status.person": "{name} ({level})",
+    "status.engineer_fallback": "un técnico",
+    "readback.title": "Palabras de verificación",
+    "readback.intro": "El técnico le leerá unas palabras. Deben ser exactamente estas. Si son distintas, termine la sesión.",
+    "readback.none": "Las palabras aparecen cuando el programa de asistencia y el técnico están conectados.",
+    "readback.unavailable": "Esta página aún no puede mostrar las palabras. Compárelas con las de la ventana del programa de asistencia.",
+    "readback.digits": "Número: {digits}",
+    "controls.title": "Usted mantiene el control",
+    "controls.help": "Cada botón tiene efecto inmediato. La ventana del programa de asistencia ofrece las mismas opciones.",
+    "controls.pause": "Pausar",
+    "controls.resume": "Reanudar",
+    "controls.revoke_control": "Retirar el control",
+    "controls.stop_viewing": "Dejar de compartir la pantalla",
+    "controls.end": "Terminar la sesión",
+    "controls.not_connected": "Esta página no está conectada ahora: use la ventana del programa de asistencia o espere un momento.",
+    "chat.note": "El chat con el técnico se hace en la ventana del programa de asistencia. Está cifrado entre su ordenador y el técnico; esta página no tiene claves y no puede leerlo.",
+    "feedback.title": "¿Se ha resuelto su problema?",
+    "feedback.solved": "Mi problema está resuelto",
+    "feedback.not_solved": "Todavía no está resuelto",
+    "feedback.thanks_solved": "Gracias. El caso {case} queda marcado como resuelto.",
+    "feedback.thanks_not_solved": "Gracias. El caso {case} sigue abierto y un técnico se pondrá en contacto con usted.",
+    "feedback.error": "No se pudo guardar su respuesta ({detail}). Inténtelo de nuevo.",
+    "check.title": "Consultar mi caso",
+    "check.intro": "Consulte el estado de su caso con su número y el número de serie de su producto. No hace falta iniciar sesión.",
+    "check.case_label": "Número de caso",
+    "check.serial_label": "Número de serie del producto",
+    "check.submit": "Consultar estado",
+    "check.not_found": "Ningún caso coincide con ese número de caso y ese número de serie.",
+    "check.err_rate": "Demasiados intentos desde esta conexión. Espere unos minutos e inténtelo de nuevo.",
+    "check.err_other": "No se pudo consultar el estado ({detail}). Inténtelo de nuevo.",
+    "check.result": "Caso {case}, {product}: {status}",
+    "check.updated": "Última actualización: {when}",
+    "check.sessions": "Sesiones de asistencia",
+    "check.no_sessions": "Todavía no hay sesiones de asistencia.",
+    "check.col_started": "Inicio",
+    "check.col_engineer": "Técnico",
+    "check.col_state": "Estado",
+    "check.col_ended": "Fin",
+    "case_status.open": "abierto",
+    "case_status.in_progress": "en curso",
+    "case_status.awaiting_customer": "esperando su respuesta",
+    "case_status.resolved": "resuelto",
+    "case_status.closed": "cerrado",
+    "session_state.waiting": "en espera",
+    "session_state.active": "activa",
+    "session_state.ended": "terminada",
+  },
+};
+
+export const LANGUAGES = Object.freeze(Object.keys(STRINGS));
+
+let current = "en";
+const listeners = [];
+
+/** The first supported language among the browser's preferences, English otherwise. */
+export function detectLanguage(preferred) {
+  for (const tag of preferred || []) {
+    const primary = String(tag).toLowerCase().split("-")[0];
+    if (LANGUAGES.includes(primary)) {
+      return primary;
+    }
+  }
+  return "en";
+}
+
+export function getLanguage() {
+  return current;
+}
+
+/** The text for `key` in the current language, with {name} placeholders filled from params. */
+export function t(key, params = {}) {
+  const table = STRINGS[current];
+  const template = Object.hasOwn(table, key) ? table[key] : STRINGS.en[key];
+  if (template === undefined) {
+    return key;
+  }
+  return template.replace(/\{([a-z_]+)\}/g, (whole, name) =>
+    Object.hasOwn(params, name) ? String(params[name]) : whole,
+  );
+}
+
+/** Fill every element carrying data-i18n (text) or data-i18n-placeholder under `root`. */
+export function translatePage(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) {
+    el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of root.querySelectorAll("[data-i18n-aria-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+  }
+  document.documentElement.lang = current;
+  document.title = t("app.title");
+}
+
+/** Switch language, re-translate the static text and tell listeners to redraw the rest. */
+export function setLanguage(lang) {
+  if (!LANGUAGES.includes(lang)) {
+    return;
+  }
+  current = lang;
+  translatePage();
+  for (const listener of listeners) {
+    listener(lang);
+  }
+}
+
+export function onLanguageChange(listener) {
+  listeners.push(listener);
+}
+
+/** "A, B and C" in the current language. */
+export function joinList(items) {
+  return new Intl.ListFormat(current, { style: "long", type: "conjunction" }).format(items);
+}
+
+/** A date and time in the current language and the browser's time zone. */
+export function formatTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) {
+    return String(iso);
+  }
+  return new Intl.DateTimeFormat(current, { dateStyle: "medium", timeStyle: "short" }).format(date);
+}
