@@ -158,7 +158,7 @@ class Peer:
                     await ws.send_str(item)
                 else:
                     await ws.send_bytes(item)
-        except (ConnectionResetError, RuntimeError) as exc:
+        except (OSError, RuntimeError) as exc:  # aiohttp: ConnectionError("Connection lost")
             log.debug("peer %s/%s send failed: %s", self.kind, self.slot, exc)
         finally:
             # Close only when asked (close_soon); otherwise the endpoint's error mapping owns
