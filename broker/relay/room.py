@@ -212,8 +212,10 @@ class Room:
         for other in self.viewers.values():
             if other is not peer:
                 peer.send(self.join_message(other))
+        # Only keys of who is here now: a departed viewer's key would skew the read-back words.
+        present = set(self.viewers) | ({AGENT_SLOT} if self.agent is not None else set())
         for slot, key in sorted(self.public_keys.items()):
-            if slot != peer.slot:
+            if slot != peer.slot and slot in present:
                 peer.send(key)
 
     def join_message(self, peer: Peer) -> msg.Join:
