@@ -11,7 +11,8 @@ pressed there, with Shift pressed or released around it as needed. A keysym the 
 binding is kept, not undone right after the key release: a client reads the new mapping only
 when it handles the MappingNotify, which may be after an immediate restore had already been
 processed by the server, and the character would be lost. Bindings are undone in `close()`, and a
-spare keycode is reused (least recently used first) only after `REBIND_SETTLE` seconds.
+spare keycode is reused (least recently used first) only `REBIND_SETTLE` seconds after its last
+key event, which leaves a loaded client time to handle that event under the old binding.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ _WHEEL_UP, _WHEEL_DOWN, _WHEEL_LEFT, _WHEEL_RIGHT = 4, 5, 6, 7
 _MODIFIER_KEYSYMS = {"Shift": "Shift_L", "Control": "Control_L", "Alt": "Alt_L", "Super": "Super_L"}
 _TEXT_KEYS = {"\n": "Return", "\t": "Tab"}
 assert set(_TEXT_KEYS) == TEXT_CONTROL_CHARS
-# Time for clients to fetch a changed keymap before a spare keycode may be bound to another
+# Time for clients to handle the last key event of a spare keycode before it may be bound to another
 # keysym; only reached when more distinct unmapped characters are typed than spare keycodes exist.
-REBIND_SETTLE = 0.05
+# 50 ms lost characters in xterm on a busy 2-core machine.
+REBIND_SETTLE = 0.25
 
 
 def char_to_keysym(ch: str) -> int:
@@ -214,6 +216,7 @@ class XTestInjector:
         self._refresh_if_remapped()
         if keysym in self._bound:
             self._bound.move_to_end(keysym)
+            self._bound_at[self._bound[keysym]] = time.monotonic()
             return self._bound[keysym], 0
         found = self._keymap.get(keysym)
         if found is not None:
