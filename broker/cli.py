@@ -70,6 +70,9 @@ async def _serve(settings: Settings) -> None:
     services = app[SERVICES_KEY]
     base = settings.base_url
     print(f"Broker listening on {base}  (database: {settings.db})")
+    print(f"  Customer page    {base}/")
+    print(f"  Engineer console {base}/console")
+    print(f"  Security review  {base}/audit")
     print(f"  API description  {base}/api/openapi.json")
     print(f"  Health           {base}/healthz")
     print(f"  Metrics          {base}/metrics")
