@@ -198,7 +198,7 @@ async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor
     try:
         match item:
             case msg.PublicKeyAnnounce(slot=slot) if slot == AGENT_SLOT:
-                room.public_keys[AGENT_SLOT] = item
+                room.public_keys[AGENT_SLOT, item.algorithm.value] = item
                 room.tell_all(item, but=peer)
             case msg.ConsentGrant(slot=slot, permission=permission):
                 pid = _pid(room, slot)
@@ -377,7 +377,10 @@ async def _viewer_text(
     try:
         match item:
             case msg.PublicKeyAnnounce(slot=slot) if slot == peer.slot:
-                room.public_keys[peer.slot] = item
+                # A viewer holds one key: a reconnect with another algorithm replaces it.
+                for index in [k for k in room.public_keys if k[0] == peer.slot]:
+                    del room.public_keys[index]
+                room.public_keys[peer.slot, item.algorithm.value] = item
                 room.tell_all(item, but=peer)
             case msg.ControlRequest():
                 services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)

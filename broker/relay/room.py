@@ -48,7 +48,9 @@ class Room:
         self.agent: Peer | None = None
         self.viewers: dict[int, Peer] = {}
         self.customers: set[Peer] = set()
-        self.public_keys: dict[int, msg.PublicKeyAnnounce] = {}
+        # One key per slot *and algorithm*: the agent announces X25519 and P-256 so a console
+        # without X25519 can still join; keeping only the last one locked X25519 viewers out.
+        self.public_keys: dict[tuple[int, str], msg.PublicKeyAnnounce] = {}
         self.frame_targets: tuple[Peer, ...] = ()
         self.controller: Peer | None = None
         self.max_acked = 0
@@ -214,7 +216,7 @@ class Room:
                 peer.send(self.join_message(other))
         # Only keys of who is here now: a departed viewer's key would skew the read-back words.
         present = set(self.viewers) | ({AGENT_SLOT} if self.agent is not None else set())
-        for slot, key in sorted(self.public_keys.items()):
+        for (slot, _), key in sorted(self.public_keys.items()):
             if slot != peer.slot and slot in present:
                 peer.send(key)
 
