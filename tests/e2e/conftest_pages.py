@@ -11,6 +11,7 @@ Import the fixtures by name into a test module (``from tests.e2e.conftest_pages 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright, expect
 
+from broker.api.routing import Handler
 from broker.app import create_app
+from broker.appkeys import SERVICES_KEY
+from broker.relay.handlers import HUB_KEY
+from broker.relay.hub import Hub
+from broker.services import Services
 from broker.settings import Settings
 from broker.types import Role
 from tests.conftest import Broker, FakeClock
@@ -74,6 +80,15 @@ class Site:
     broker: Broker
     server: TestServer
     settings: Settings
+    seen: list[str] = field(default_factory=list)
+
+    @property
+    def hub(self) -> Hub:
+        return self.server.app[HUB_KEY]
+
+    @property
+    def services(self) -> Services:
+        return self.server.app[SERVICES_KEY]
 
     @property
     def origin(self) -> str:
@@ -93,9 +108,19 @@ async def site(
 ) -> Site:
     port = _free_port()
     configured = replace(settings, port=port, organisation=ORGANISATION)
-    server = await aiohttp_server(create_app(configured, clock=clock), port=port)
+    app = create_app(configured, clock=clock)
+    seen: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Every request line exactly as the broker received it: path plus query string.
+        seen.append(request.raw_path)
+        return await handler(request)
+
+    app.middlewares.insert(0, record)
+    server = await aiohttp_server(app, port=port)
     client = await aiohttp_client(server)
-    return Site(Broker(client, clock), server, configured)
+    return Site(Broker(client, clock), server, configured, seen)
 
 
 @pytest.fixture
@@ -141,7 +166,7 @@ async def tabs(chromium: Browser) -> AsyncIterator[TabFactory]:
         page = await context.new_page()
         page.set_default_timeout(WAIT_MS)
         tab = Tab(page)
-        page.on("request", tab.requests.append)
+        page.on("request", lambda request: tab.requests.append(request))
         page.on("websocket", lambda ws: tab.socket_urls.append(ws.url))
         page.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
 
@@ -189,3 +214,15 @@ async def open_session(
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+async def eventually(predicate: Callable[[], Any], what: str) -> Any:
+    """Poll a broker-side condition until it holds or WAIT_S passes; return its value."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
+        await asyncio.sleep(0.02)

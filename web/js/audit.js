@@ -80,6 +80,11 @@ function by(event) {
     : event.actor;
 }
 
+/** ": reason", unless the reason is empty or only repeats the default `plain`. */
+function because(reason, plain) {
+  return reason && reason !== plain ? `: ${reason}` : "";
+}
+
 // One sentence per action name; an unknown action is shown as is.
 const LABELS = {
   "session.created": (e) => `Session created by ${e.actor}`,
@@ -88,7 +93,8 @@ const LABELS = {
   "session.agent_connected": () => "Customer's computer connected (support program)",
   "session.agent_resumed": () => "Customer's computer reconnected",
   "session.agent_disconnected": () => "Customer's computer disconnected",
-  "session.participant_joined": (e, n) => `${who(n, e.details.pid)} joined`,
+  // Joining is the request to view: the customer is asked at once (docs/protocol.md).
+  "session.participant_joined": (e, n) => `${who(n, e.details.pid)} joined and asked to see the screen`,
   "session.participant_left": (e, n) => `${who(n, e.details.pid)} left`,
   "session.participant_disconnected": (e, n) => `${who(n, e.details.pid)} lost the connection`,
   "session.participant_resumed": (e, n) => `${who(n, e.details.pid)} reconnected`,
@@ -106,7 +112,7 @@ const LABELS = {
     `${who(n, e.details.pid)} gave back the right to ${verb(e.details.permission)}`,
   "session.control_granted": (e, n) => `Control granted to ${who(n, e.details.pid)}`,
   "session.control_revoked": (e, n) =>
-    `Control revoked from ${who(n, e.details.pid)} (${e.details.reason ?? "revoked"})`,
+    `Control revoked from ${who(n, e.details.pid)} by ${by(e)}${because(e.details.reason, "revoked")}`,
   "session.invited": (e) => {
     const d = e.details;
     const user = d.target_user ?? d.user;
@@ -116,7 +122,9 @@ const LABELS = {
   },
   "session.paused": (e) => `Sharing paused by ${by(e)}`,
   "session.resumed": (e) => `Sharing resumed by ${by(e)}`,
-  "session.ended": (e) => `Session ended by ${e.details.by ?? e.actor}: ${e.details.reason ?? ""}`,
+  "session.ended": (e) =>
+    `Session ended by ${e.details.by === "customer" || e.details.by === "agent" ? by(e) : (e.details.by ?? e.actor)}` +
+    because(e.details.reason, `ended by ${e.details.by}`),
   "session.chat": (e) => `Chat message sent (encrypted, ${e.details.size} bytes)`,
   "relay.input_dropped": (e) => `Input refused from ${e.actor} (${e.details.count} frames)`,
   "case.created": (e) => `Case opened by ${e.actor}`,
@@ -373,7 +381,7 @@ function resultRow(event, names) {
   const code = document.createElement("code");
   code.textContent = event.action;
   what.append(document.createElement("br"), code);
-  td(row, event.case);
+  td(row, event.case, "nowrap");
   const sessionCell = td(row, "");
   if (event.session) {
     const link = document.createElement("button");
