@@ -161,6 +161,8 @@ async def tabs(chromium: Browser) -> AsyncIterator[TabFactory]:
             timezone_id=timezone_id,
             viewport={"width": 1000, "height": 1400},
             accept_downloads=True,
+            # The copy button writes the agent command to the clipboard; tests read it back.
+            permissions=["clipboard-read", "clipboard-write"],
         )
         contexts.append(context)
         page = await context.new_page()

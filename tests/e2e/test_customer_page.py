@@ -94,6 +94,12 @@ async def test_join_link_fragment_never_reaches_the_server(site: Site, tabs: Tab
         "[...document.scripts].filter((s) => !s.src || s.textContent.trim()).length"
     )
     assert inline == 0
+    # The copy button puts exactly the shown command on the clipboard.
+    await tab.page.click("#copy-btn")
+    await expect(tab.page.locator("#copy-status")).to_have_text("Copied.")
+    copied = await tab.page.evaluate("navigator.clipboard.readText()")
+    assert copied == await tab.page.text_content("#agent-cmd")
+    assert COMMAND.match(copied)
     # Joining used the code up: it cannot be used a second time.
     await site.broker.call("POST", "/api/v1/join", status=410, json={"code": opened.code})
     _clean(tab)
@@ -165,7 +171,10 @@ async def _live_session(site: Site, tab: Tab) -> tuple[Opened, ScriptedAgent, Sc
         "The support program is connected. Waiting for the engineer to join."
     )
     viewer = await ScriptedViewer.join(site.broker.client, opened.staff_token, opened.session_id)
-    await expect(state).to_contain_text("Nobody can see your screen. Connected: Rita Reyes (L2).")
+    await expect(state).to_have_text(
+        "Waiting for your consent. Connected: Rita Reyes (L2). Nobody can see your screen"
+        " until you say yes in the support program window."
+    )
     request = await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRequest))
     await agent.grant(request[0])
     await expect(state).to_have_text("Your screen is being viewed by Rita Reyes (L2).")
@@ -261,7 +270,7 @@ async def test_stop_viewing_and_not_solved(site: Site, tabs: TabFactory) -> None
 
     await page.click("#stop-viewing-btn")
     await eventually(lambda: room.frame_targets == (), "viewing revoked on the broker")
-    await expect(page.locator("#state-text")).to_contain_text("Nobody can see your screen.")
+    await expect(page.locator("#state-text")).to_contain_text("Waiting for your consent.")
 
     # Ending without the socket: the page falls back to POST /api/v1/customer/end.
     await agent.peer.close()
