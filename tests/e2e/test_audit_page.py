@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
+from broker.audit.log import Actor
 from broker.types import Role
 from rsb_protocol import messages as msg
 from tests.conftest import PASSWORD
@@ -232,4 +233,45 @@ async def test_export_downloads_json_lines(site: Site, tabs: TabFactory, tmp_pat
     await expect(page.locator("#export-status")).to_have_text(f"Exported {len(events)} events.")
     # The token went in a header: no request line carried it.
     assert not [line for line in site.seen if "eyJ" in line or "token" in line.lower()]
+    assert tab.problems == []
+
+
+async def test_results_page_on_and_an_expired_sign_in_ends_the_review(
+    site: Site, tabs: TabFactory
+) -> None:
+    opened = await open_session(site.broker)
+    contact = Actor("rita", "rse", "127.0.0.1")
+    async with site.services.store.transaction():
+        for n in range(250):
+            await site.services.audit.record(
+                contact,
+                "case.contact_attempt",
+                at=site.broker.clock(),
+                case_number=opened.case_number,
+                details={"channel": "phone", "n": n},
+            )
+    await site.broker.add_user("sam", Role.SECURITY, "Sam Secure")
+    tab = await tabs()
+    page = await _sign_in(tab, site, "sam")
+    await page.fill("#f-case", opened.case_number)
+    await page.click("#search-btn")
+    rows = page.locator("#results-body tr")
+    await expect(rows).to_have_count(200)
+    await page.click("#more-btn")
+    total = 250 + 4  # the contact attempts, and the case and session being opened
+    await expect(rows).to_have_count(total)
+    await expect(page.locator("#search-summary")).to_have_text(f"{total} events shown.")
+    await expect(page.locator("#more-btn")).to_be_hidden()
+    seqs = await rows.evaluate_all("rows => rows.map((r) => Number(r.dataset.seq))")
+    assert seqs == sorted(set(seqs))
+
+    # Staff tokens last an hour: past that, the broker says 401 and the page signs out.
+    site.broker.clock.advance(hours=2)
+    await page.click("#verify-btn")
+    await expect(page.locator("#login-view")).to_be_visible()
+    await expect(page.locator("#login-error")).to_have_text(
+        "Your sign-in has expired or was revoked. Please sign in again."
+    )
+    await expect(page.locator("#review-view")).to_be_hidden()
+    assert await page.locator("#results-body tr").count() == 0
     assert tab.problems == []

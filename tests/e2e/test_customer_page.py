@@ -313,3 +313,26 @@ async def test_status_check_without_login(site: Site, tabs: TabFactory) -> None:
         f"Caso {opened.case_number}, {CASE['product']}: en curso"
     )
     _clean(tab)
+
+
+async def test_the_page_reconnects_after_a_dropped_socket(site: Site, tabs: TabFactory) -> None:
+    tab = await tabs()
+    page = tab.page
+    opened, agent, viewer = await _live_session(site, tab)
+    room = site.hub.room(opened.session_id)
+    assert room is not None and len(room.customers) == 1
+    dropped = next(iter(room.customers))
+    dropped.close_soon(1001, "broker restarting")
+    await expect(page.locator("#state-text")).to_have_attribute("data-phase", "reconnecting")
+    await expect(page.locator("#pause-btn")).to_be_disabled()
+    # Back with the same token: a new socket, the same session, the same live state.
+    await expect(page.locator("#state-text")).to_have_text(
+        "Your screen is being viewed by Rita Reyes (L2)."
+    )
+    await eventually(lambda: room.customers and dropped not in room.customers, "reconnected")
+    assert len(tab.socket_urls) == 2
+    await page.click("#pause-btn")
+    await eventually(lambda: room.phase is Phase.PAUSED, "paused after the reconnect")
+    for peer in (agent.peer, viewer.peer):
+        await peer.close()
+    _clean(tab)

@@ -423,6 +423,12 @@ const HANDLERS = {
   end() {
     sessionEnded();
   },
+  error() {
+    // A decision the session could not take (e.g. a pause crossing one made in the support
+    // program): the next `state` tells the truth, so only unlock the buttons.
+    live.awaitingState = false;
+    drawControls();
+  },
 };
 
 function receive(text) {
