@@ -22,7 +22,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Response,
+    async_playwright,
+    expect,
+)
 
 from broker.api.routing import Handler
 from broker.app import create_app
@@ -178,7 +186,19 @@ async def tabs(chromium: Browser) -> AsyncIterator[TabFactory]:
             if message.type == "error" and "Failed to load resource" not in message.text:
                 tab.problems.append(f"console: {message.text}")
 
+        def on_response(response: Response) -> None:
+            # ...but a page, script or style that fails to load is a problem: the filter above
+            # must not hide a missing module.
+            if response.status >= 400 and "/api/" not in response.url:
+                tab.problems.append(f"HTTP {response.status}: {response.url}")
+
+        def on_failed(request: Request) -> None:
+            if "/api/" not in request.url:
+                tab.problems.append(f"failed: {request.url} ({request.failure})")
+
         page.on("console", on_console)
+        page.on("response", on_response)
+        page.on("requestfailed", on_failed)
         return tab
 
     try:
