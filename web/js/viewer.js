@@ -26,6 +26,7 @@ import { parseCursor, parseUpdate } from "./screen.js";
 const SOFTWARE = "rsb-console/0.1";
 const MAX_INPUT_SIZE = 16 * 1024;
 const MAX_CHAT_BYTES = 4000;
+const MAX_KNOWN = 512; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
 
 export const CLOSE_REASONS = {
   1000: "closed normally",
@@ -104,9 +105,9 @@ export class Viewer extends EventTarget {
     if (this.phase === "paused") return "paused";
     if (this.phase === "waiting") return "waiting";
     if (this.controllerSlot === this.slot && this.phase === "controlling") return "controlling";
-    if (this.controlPending) return "awaiting consent";
-    if (this.viewingSlots.includes(this.slot)) return "observing";
-    return "awaiting consent";
+    if (!this.viewingSlots.includes(this.slot)) return "awaiting consent";
+    if (this.controlPending) return "control requested";
+    return "observing";
   }
 
   /** Input may leave the page only while we hold control and the agent gave us a key. */
@@ -272,10 +273,12 @@ export class Viewer extends EventTarget {
   }
 
   onJoin(message) {
-    // Someone else took the slot: the key announced for it is not theirs.
+    // A key already held for a viewer slot predates this arrival (the broker replays keys of
+    // viewers who left), so it is not the newcomer's: wait for theirs (rsb_viewer/session.py).
     const known = this.participants.get(message.slot);
-    if (known && known.participant !== message.participant) this.forgetKeys(message.slot);
-    this.participants.set(message.slot, message);
+    const newcomer = !known || known.participant !== message.participant;
+    if (newcomer && message.slot !== AGENT_SLOT && message.slot !== RECORDING_SLOT) this.forgetKeys(message.slot);
+    if (known || this.participants.size < MAX_KNOWN) this.participants.set(message.slot, message);
     this.readback = null;
   }
 
@@ -286,6 +289,9 @@ export class Viewer extends EventTarget {
       return;
     }
     const index = `${message.slot}:${message.algorithm}`;
+    if (!this.keys.has(index) && this.keys.size >= MAX_KNOWN) {
+      throw new ProtocolError("unexpected_frame", `more than ${MAX_KNOWN} public keys announced`);
+    }
     if (!key.equals(this.keys.get(index))) {
       this.keys.set(index, key);
       this.readback = null;

@@ -1,0 +1,316 @@
+"""The whole story in Debian's Chromium, with a real agent process on a real X display.
+
+An engineer signs in to the console, opens a case and a session; the customer, in a second
+browser context, types the code on the customer page and sees who is calling; the agent starts
+with the token the page gave, and the test answers its consent prompt. The console then shows
+the customer's X screen (its pixels are compared with the colour blocks drawn there), takes
+control with the customer's consent and types into an xterm on that screen (the xterm's file is
+checked). The customer revokes control on the customer page, and typing in the console has no
+effect any more. Finally a security reviewer finds exactly these events on the audit page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, WebSocket, expect
+
+from broker.audit.log import row_to_json
+from broker.store.records import AuditQuery
+from broker.types import Role
+from tests.conftest import PASSWORD
+from tests.e2e.conftest_pages import (
+    CASE,
+    WAIT_MS,
+    WAIT_S,
+    Site,
+    TabFactory,
+    chromium,
+    eventually,
+    screenshot,
+    site,
+    tabs,
+)
+from tests.e2e.story_fixtures import (
+    BLOCKS,
+    ROOT_COLOUR,
+    AgentProcess,
+    StoryDisplay,
+    agents,
+    block_centre,
+    story_display,
+)
+from tests.integration.conftest import xvfb
+
+__all__ = ["agents", "chromium", "site", "story_display", "tabs", "xvfb"]  # fixtures
+
+pytestmark = pytest.mark.browser
+
+ENGINEER = ("rita", "Rita Reyes")
+REVIEWER = ("sam", "Sam Quiroga")
+COMMAND = re.compile(r"^RSB_AGENT_TOKEN=(\S+) rsb-agent attach --broker (\S+)$")
+TEXT_STRIP = (24, 3, 140, 11)
+"""The xterm's first text line, right of where the cursor starts: blank until something is typed."""
+LINE_END = (140, 3, 16, 11)
+"""Where the last letters of the typed line are drawn (7 pixels per character)."""
+TOLERANCE = 24
+"""Per-channel difference allowed between a canvas pixel and the colour drawn on X (JPEG)."""
+
+INPUT_FRAME_TYPE = 0x10
+CHAT_FRAME_TYPE = 0x11
+
+# The story's audit trail for the session, in order, as the security page lists it.
+STORY_EVENTS = [
+    "session.created",  # the engineer opened the session (the case was opened before)
+    "session.customer_joined",  # the customer page spent the code
+    "session.participant_joined",  # the engineer joined; the agent is asked for view consent
+    "session.agent_connected",
+    "session.consent_granted",  # view
+    "session.consent_requested",  # control
+    "session.control_granted",
+    "session.control_revoked",  # by the customer, on the customer page
+    "session.chat",  # metadata only: the text is end-to-end encrypted
+    "session.ended",
+]
+
+
+class SentFrames:
+    """Binary frames the console sent on its WebSocket, by frame type (the header's byte 1)."""
+
+    def __init__(self) -> None:
+        self.types: list[int] = []
+
+    def watch(self, ws: WebSocket) -> None:
+        ws.on("framesent", self._sent)
+
+    def _sent(self, payload: str | bytes) -> None:
+        if isinstance(payload, bytes) and len(payload) >= 2:
+            self.types.append(payload[1])
+
+    def count(self, frame_type: int) -> int:
+        return self.types.count(frame_type)
+
+
+async def _console_page(chromium: Browser, frames: SentFrames, problems: list[str]) -> Page:
+    context = await chromium.new_context(viewport={"width": 1440, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.on("websocket", frames.watch)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            problems.append(f"console: {message.text}")
+
+    page.on("console", on_console)
+    return page
+
+
+async def _canvas_pixel(page: Page, x: int, y: int) -> tuple[int, int, int]:
+    data = await page.evaluate(
+        "([x, y]) => Array.from("
+        "document.getElementById('screen').getContext('2d').getImageData(x, y, 1, 1).data)",
+        [x, y],
+    )
+    return data[0], data[1], data[2]
+
+
+def _close(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    return all(abs(p - q) <= TOLERANCE for p, q in zip(a, b, strict=True))
+
+
+async def _pattern_shown(page: Page) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """Pixels of the canvas where the pattern is, or {} while any of them is off."""
+    expected = {block_centre(col, row): rgb for col, row, rgb in BLOCKS}
+    expected[(1200, 760)] = ROOT_COLOUR
+    expected[(700, 700)] = ROOT_COLOUR
+    seen = {point: await _canvas_pixel(page, *point) for point in expected}
+    return seen if all(_close(seen[p], rgb) for p, rgb in expected.items()) else {}
+
+
+async def _page_point(page: Page, x: int, y: int) -> tuple[float, float]:
+    """Where screen pixel (x, y) is on the page: the canvas is scaled with object-fit contain."""
+    box = await page.locator("#screen").bounding_box()
+    assert box is not None
+    width, height = 1280, 800
+    scale = min(box["width"] / width, box["height"] / height)
+    left = box["x"] + (box["width"] - width * scale) / 2
+    top = box["y"] + (box["height"] - height * scale) / 2
+    return left + (x + 0.5) * scale, top + (y + 0.5) * scale
+
+
+async def _dark_pixels(page: Page, box: tuple[int, int, int, int]) -> int:
+    """How many canvas pixels in (x, y, w, h) are dark, as the glyphs of the xterm's text."""
+    count: int = await page.evaluate(
+        """([x, y, w, h]) => {
+            const data = document.getElementById('screen').getContext('2d')
+                .getImageData(x, y, w, h).data;
+            let dark = 0;
+            for (let i = 0; i < data.length; i += 4) {
+                if (data[i] + data[i + 1] + data[i + 2] < 300) dark += 1;
+            }
+            return dark;
+        }""",
+        list(box),
+    )
+    return count
+
+
+async def eventually_async(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """`eventually` for a probe that has to ask the page."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _audit_actions(site: Site, session_id: str) -> list[str]:
+    rows = await site.services.audit.search(AuditQuery(session_id=session_id, limit=1000))
+    return [row_to_json(row)["action"] for row in rows]
+
+
+async def test_the_whole_story(
+    site: Site,
+    tabs: TabFactory,
+    chromium: Browser,
+    story_display: StoryDisplay,
+    agents: list[AgentProcess],
+) -> None:
+    await site.broker.add_user(ENGINEER[0], Role.RSE, ENGINEER[1])
+    await site.broker.add_user(REVIEWER[0], Role.SECURITY, REVIEWER[1])
+    frames = SentFrames()
+    problems: list[str] = []
+    console = await _console_page(chromium, frames, problems)
+
+    # 1. The engineer signs in, opens a case and a session on it.
+    await console.goto(site.url("/console"))
+    await expect(console.locator("body")).to_have_attribute("data-ready", "true")
+    await console.fill("#username", ENGINEER[0])
+    await console.fill("#password", PASSWORD)
+    await console.click("#login-submit")
+    await expect(console.locator("#whoami-text")).to_have_text("Rita Reyes (L2)")
+    form = console.locator("#case-form")
+    for name in ("customer_name", "company", "contact", "product", "serial_number"):
+        await form.locator(f"[name={name}]").fill(CASE[name])
+    await form.locator("[name=severity]").select_option("2")
+    await console.click("#case-submit")
+    await expect(console.locator("#created")).to_be_visible()
+    code = (await console.text_content("#created-code") or "").replace(" ", "")
+    case_number = await console.text_content("#created-case") or ""
+    assert re.fullmatch(r"\d{10}", code), code
+    # The queue shows the new session without a reload.
+    row = console.locator(f"#sessions-body tr[data-case='{case_number}']")
+    await expect(row).to_contain_text("waiting for the customer")
+
+    # 2. The customer types the code and sees who is calling, for which case.
+    customer = (await tabs()).page
+    await customer.goto(site.url("/"))
+    await expect(customer.locator("body")).to_have_attribute("data-ready", "true")
+    await customer.fill("#code", f"{code[:3]} {code[3:6]} {code[6:]}")
+    await customer.click("#join-submit")
+    await expect(customer.locator("#engineer")).to_contain_text("Rita Reyes")
+    await expect(customer.locator("#case-number")).to_have_text(case_number)
+    command = await customer.text_content("#agent-cmd") or ""
+    match = COMMAND.match(command)
+    assert match is not None, command
+    assert match.group(2) == site.origin
+    session_id = await row.get_attribute("data-session")
+    assert session_id is not None
+
+    # 3. The engineer joins; the agent starts and asks the customer, who says yes.
+    await console.click("#created-join")
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "waiting")
+    agent = AgentProcess.attach(story_display.x, broker=match.group(2), token=match.group(1))
+    agents.append(agent)
+    seen = await agent.expect("SEE your screen")
+    seen = await agent.expect("Engineer:  Rita Reyes (L2", after=seen - 1)
+    words_at = await agent.expect("Read-back:", after=seen)
+    agent_words = agent.lines[words_at - 1].split("Read-back:")[1].split("(")[0].split()
+    await expect(console.locator("#rb-words")).to_have_text(" ".join(agent_words))
+    await expect(customer.locator("#readback-words")).to_have_attribute(
+        "data-words", " ".join(agent_words)
+    )
+    seen = await agent.expect("Allow?", after=words_at)
+    agent.answer("y")
+
+    # 4. The console draws the customer's screen: the colour blocks and the root colour.
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
+    await expect(console.locator("#stage-note")).to_be_hidden()
+    await eventually_async(lambda: _pattern_shown(console), "the pattern on the canvas")
+    await expect(console.locator("#s-readout")).to_have_text(re.compile(r"^\d+ fps · \d+ ms$"))
+    await expect(console.locator("#people li[data-slot='0']")).to_contain_text("customer's agent")
+
+    # 5. Control: requested, the customer agrees, keys typed on the canvas reach the xterm.
+    before_control = frames.count(INPUT_FRAME_TYPE)
+    await console.locator("#screen").click(position={"x": 5, "y": 5}, force=True)
+    await console.keyboard.type("not yet")
+    await console.click("#control-btn")
+    await expect(console.locator("#s-control")).to_have_attribute("data-control", "requested")
+    seen = await agent.expect("CONTROL your mouse and keyboard", after=seen)
+    seen = await agent.expect("Allow?", after=seen)
+    agent.answer("y")
+    await expect(console.locator("#s-control")).to_have_attribute("data-control", "controlling")
+    assert frames.count(INPUT_FRAME_TYPE) == before_control == 0
+    x, y = await _page_point(console, 100, 60)  # inside the xterm at +0+0
+    await console.mouse.click(x, y)
+    # The click went through the canvas scaling to exactly that screen pixel.
+    await eventually(lambda: story_display.pointer() == (100, 60), "the pointer at 100,60")
+    assert await _dark_pixels(console, TEXT_STRIP) == 0
+    await console.keyboard.type("hello from the console")
+    await console.keyboard.press("Enter")
+    await eventually(
+        lambda: "hello from the console\n" in story_display.typed_text(), "typed line in the xterm"
+    )
+    assert "not yet" not in story_display.typed_text()
+    # The echo comes back as screen updates: the typed text is drawn on the console's canvas.
+    await eventually_async(lambda: _dark_pixels(console, LINE_END), "the echo on the canvas")
+    await screenshot(console, "console.png")
+
+    # 6. The customer revokes control on their page: typing has no effect any more.
+    await customer.click("#revoke-control-btn")
+    await expect(console.locator("#s-control")).to_have_attribute("data-control", "none")
+    sent_inputs = frames.count(INPUT_FRAME_TYPE)
+    await console.mouse.click(*await _page_point(console, 300, 200))
+    await console.mouse.click(x, y)
+    await console.keyboard.type("after revoke")
+    await console.keyboard.press("Enter")
+    # A chat message goes out on the same socket after those keys: once it is seen, any INPUT
+    # frame the keys could have caused would have been seen before it.
+    chats = frames.count(CHAT_FRAME_TYPE)
+    await console.fill("#chat-input", "I no longer control your screen")
+    await console.click("#chat-send")
+    await expect(console.locator("#chat-log")).to_contain_text("I no longer control your screen")
+    await eventually(lambda: frames.count(CHAT_FRAME_TYPE) > chats, "the chat frame sent")
+    assert frames.count(INPUT_FRAME_TYPE) == sent_inputs
+    assert "after revoke" not in story_display.typed_text()
+    assert story_display.pointer() == (100, 60)
+
+    # 7. The engineer ends the session; the agent leaves with status 0.
+    await console.click("#end-btn")
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "ended")
+    await eventually(lambda: agent.proc.poll() is not None, "the agent to exit")
+    assert agent.proc.returncode == 0, agent.output
+
+    # 8. The security reviewer sees exactly those events on the session's timeline.
+    actions = await _audit_actions(site, session_id)
+    assert actions == STORY_EVENTS, actions
+    review = (await tabs()).page
+    await review.goto(site.url("/audit"))
+    await review.fill("#username", REVIEWER[0])
+    await review.fill("#password", PASSWORD)
+    await review.click("#login-submit")
+    await review.fill("#t-session", session_id)
+    await review.click("#timeline-btn")
+    timeline = review.locator("#timeline li")
+    await expect(timeline).to_have_count(len(STORY_EVENTS))
+    shown = [await item.get_attribute("data-action") for item in await timeline.all()]
+    assert shown == STORY_EVENTS
+    assert problems == []

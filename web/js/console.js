@@ -1,0 +1,497 @@
+// The engineer console: sign in, the queue, opening cases and sessions, and the session
+// workspace (remote screen, control, read-back words, chat, participants, invitations).
+//
+// The staff token lives only in the api.js closure and in the WebSocket subprotocol the viewer
+// offers; nothing is written to localStorage, sessionStorage or cookies. Every value that comes
+// from the broker is shown with textContent, never parsed as HTML. The queue is refreshed by
+// polling (QUEUE_REFRESH_MS) rather than pushed: it is a few small JSON requests, and the broker
+// has no queue stream to subscribe to.
+
+import { ApiError, createApi } from "./api.js";
+import { InputCapture } from "./input.js";
+import { Screen } from "./screen.js";
+import { AGENT_SLOT } from "./framing.js";
+import { Viewer } from "./viewer.js";
+
+const QUEUE_REFRESH_MS = 3000;
+const READOUT_MS = 500;
+const OPEN_CASE_STATES = "open,in_progress,awaiting_customer";
+const MAX_NOTICES = 50;
+const MAX_CHAT_LINES = 200;
+
+const STATUS_TEXT = {
+  connecting: "connecting",
+  waiting: "waiting for the customer's agent",
+  "awaiting consent": "waiting for the customer's consent to view",
+  observing: "viewing",
+  "control requested": "viewing",
+  controlling: "viewing",
+  paused: "paused by the customer",
+  ended: "session ended",
+  disconnected: "disconnected",
+};
+
+const $ = (id) => document.getElementById(id);
+const api = createApi();
+
+/** The open session, or null while the queue is shown. */
+let live = null;
+let queueTimer = null;
+let lastCreated = null;
+
+// --- small helpers -------------------------------------------------------------------------
+
+function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+function message(error) {
+  if (error instanceof ApiError) return error.message;
+  return error?.message ?? String(error);
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  row.append(td);
+  return td;
+}
+
+function severityCell(row, severity) {
+  const td = document.createElement("td");
+  const badge = document.createElement("span");
+  badge.className = "sev";
+  badge.dataset.sev = String(severity);
+  badge.textContent = String(severity);
+  td.append(badge);
+  row.append(td);
+}
+
+function dueText(iso) {
+  const due = new Date(iso);
+  const minutes = Math.round((due.getTime() - Date.now()) / 60000);
+  const clock = due.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  if (minutes < 0) return { text: `${clock} (overdue)`, overdue: true };
+  if (minutes < 120) return { text: `${clock} (in ${minutes} min)`, overdue: false };
+  return { text: due.toLocaleString([], { dateStyle: "short", timeStyle: "short" }), overdue: false };
+}
+
+function dueCell(row, iso) {
+  const { text, overdue } = dueText(iso);
+  cell(row, text, overdue ? "overdue" : "");
+}
+
+function buttonCell(row, label, onClick) {
+  const td = document.createElement("td");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.addEventListener("click", onClick);
+  td.append(button);
+  row.append(td);
+  return button;
+}
+
+// --- sign in -------------------------------------------------------------------------------
+
+function signedOut(reason = "") {
+  stopQueue();
+  if (live) leaveSession();
+  api.logout();
+  show("whoami", false);
+  show("queue-view", false);
+  show("session-view", false);
+  show("login-view", true);
+  $("login-error").textContent = reason;
+  show("login-error", Boolean(reason));
+  $("password").value = "";
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  $("login-submit").disabled = true;
+  show("login-error", false);
+  try {
+    const { user } = await api.login($("username").value.trim(), $("password").value);
+    $("password").value = "";
+    $("whoami-text").textContent = `${user.display_name} (${user.level ?? user.role})`;
+    show("whoami", true);
+    show("login-view", false);
+    showQueue();
+  } catch (error) {
+    $("login-error").textContent = message(error);
+    show("login-error", true);
+  } finally {
+    $("login-submit").disabled = false;
+  }
+}
+
+// --- queue ---------------------------------------------------------------------------------
+
+function showQueue() {
+  show("session-view", false);
+  show("queue-view", true);
+  refreshQueue();
+  stopQueue();
+  queueTimer = setInterval(refreshQueue, QUEUE_REFRESH_MS);
+}
+
+function stopQueue() {
+  if (queueTimer !== null) clearInterval(queueTimer);
+  queueTimer = null;
+}
+
+async function refreshQueue() {
+  if (!api.loggedIn) return;
+  try {
+    const [sessions, cases] = await Promise.all([api.queue("waiting,active"), api.cases(OPEN_CASE_STATES)]);
+    renderSessions(sessions.sessions);
+    renderCases(cases.cases);
+    $("queue-status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    $("queue-status").textContent = `not updated: ${message(error)}`;
+  }
+}
+
+function renderSessions(sessions) {
+  const body = $("sessions-body");
+  const rows = sessions.map((entry) => {
+    const row = document.createElement("tr");
+    row.dataset.session = entry.id;
+    row.dataset.case = entry.case.number;
+    severityCell(row, entry.case.severity);
+    dueCell(row, entry.case.response_due);
+    cell(row, entry.case.number);
+    cell(row, `${entry.case.customer_name}, ${entry.case.company}`);
+    cell(row, `${entry.engineer.display_name}${entry.engineer.level ? ` (${entry.engineer.level})` : ""}`);
+    cell(row, entry.state === "waiting" && !entry.code_used ? "waiting for the customer" : entry.state);
+    buttonCell(row, "Join", () => joinSession(entry.id, entry.case.number));
+    return row;
+  });
+  body.replaceChildren(...rows);
+  show("sessions-empty", rows.length === 0);
+}
+
+function renderCases(cases) {
+  const body = $("cases-body");
+  const rows = cases.map((item) => {
+    const row = document.createElement("tr");
+    row.dataset.case = item.number;
+    severityCell(row, item.severity);
+    dueCell(row, item.response_due);
+    cell(row, item.number);
+    cell(row, `${item.customer_name}, ${item.company}`);
+    cell(row, `${item.product} ${item.serial_number}`);
+    cell(row, item.status.replace("_", " "));
+    const button = buttonCell(row, "Start session", async () => {
+      button.disabled = true;
+      try {
+        await startSession(item.number);
+      } catch (error) {
+        $("queue-status").textContent = `could not start a session: ${message(error)}`;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return row;
+  });
+  body.replaceChildren(...rows);
+  show("cases-empty", rows.length === 0);
+}
+
+async function startSession(caseNumber) {
+  const created = await api.createSession(caseNumber);
+  lastCreated = created;
+  $("created-case").textContent = created.case_number;
+  $("created-code").textContent = created.code_display;
+  $("created-link").textContent = created.join_link;
+  const expires = new Date(created.code_expires_at);
+  $("created-expiry").textContent = `valid once, until ${expires.toLocaleTimeString()}`;
+  show("created", true);
+  $("created").scrollIntoView({ block: "nearest" });
+  refreshQueue();
+}
+
+async function onCreateCase(event) {
+  event.preventDefault();
+  const form = event.target;
+  const data = new FormData(form);
+  const fields = {};
+  for (const name of ["customer_name", "company", "contact", "product", "serial_number", "plan"]) {
+    fields[name] = String(data.get(name) ?? "").trim();
+  }
+  fields.severity = Number(data.get("severity"));
+  const description = String(data.get("description") ?? "").trim();
+  if (description) fields.description = description;
+  $("case-submit").disabled = true;
+  show("case-error", false);
+  try {
+    const created = await api.createCase(fields);
+    if (data.get("with_session")) await startSession(created.number);
+    else refreshQueue();
+    form.reset();
+  } catch (error) {
+    $("case-error").textContent = message(error);
+    show("case-error", true);
+  } finally {
+    $("case-submit").disabled = false;
+  }
+}
+
+// --- session workspace ---------------------------------------------------------------------
+
+function note(text) {
+  const item = document.createElement("li");
+  const time = document.createElement("time");
+  time.textContent = new Date().toLocaleTimeString();
+  item.append(time, text);
+  const list = $("notices");
+  list.prepend(item);
+  while (list.children.length > MAX_NOTICES) list.lastElementChild.remove();
+}
+
+async function joinSession(sessionId, caseNumber) {
+  if (live) leaveSession();
+  stopQueue();
+  show("queue-view", false);
+  show("session-view", true);
+  $("s-case").textContent = caseNumber ?? "";
+  $("chat-log").replaceChildren();
+  $("notices").replaceChildren();
+  $("people").replaceChildren();
+  $("invite-result").textContent = "";
+
+  const screen = new Screen($("screen"), $("overlay"));
+  const viewer = new Viewer({ sessionId, token: api.token, screen });
+  const input = new InputCapture($("screen"), screen, (events) => viewer.sendInput(events), () => viewer.mayInput);
+  input.onError = (error) => note(`input not sent: ${message(error)}`);
+  const readout = setInterval(() => renderReadout(screen), READOUT_MS);
+  live = { sessionId, caseNumber, viewer, screen, input, readout, lastStatus: null, lastControl: null };
+
+  viewer.addEventListener("change", () => render());
+  viewer.addEventListener("notice", (event) => note(event.detail.message));
+  viewer.addEventListener("chat", (event) => addChat(event.detail));
+  viewer.addEventListener("closed", (event) => note(`connection closed: ${event.detail.reason} (${event.detail.code})`));
+  $("screen").addEventListener("painted", onPainted);
+  try {
+    await viewer.connect();
+  } catch (error) {
+    note(`cannot join: ${message(error)}`);
+  }
+  render();
+}
+
+function leaveSession() {
+  if (!live) return;
+  live.input.detach();
+  live.viewer.close();
+  clearInterval(live.readout);
+  $("screen").removeEventListener("painted", onPainted);
+  live = null;
+}
+
+function onPainted() {
+  if (!live) return;
+  if (live.screen.hasPicture && live.viewer.status !== "paused") show("stage-note", false);
+  $("screen").dataset.updates = String(live.screen.updatesPainted);
+}
+
+function controlState(viewer) {
+  if (viewer.status === "controlling") return { key: "controlling", text: "you have control" };
+  if (viewer.status === "control requested") return { key: "requested", text: "control requested: waiting for the customer" };
+  const holder = viewer.controllerSlot;
+  if (holder !== null && holder !== viewer.slot) {
+    const who = viewer.participants.get(holder)?.display_name ?? `slot ${holder}`;
+    return { key: "other", text: `${who} has control` };
+  }
+  return { key: "none", text: "view only" };
+}
+
+function render() {
+  if (!live) return;
+  const { viewer } = live;
+  const status = viewer.status;
+  const control = controlState(viewer);
+  if (viewer.welcome) $("s-case").textContent = viewer.welcome.case_number;
+
+  $("s-status").dataset.status = status;
+  $("s-status").textContent = STATUS_TEXT[status] ?? status;
+  $("s-control").dataset.control = control.key;
+  $("s-control").textContent = control.text;
+  $("stage").dataset.control = control.key;
+  const statusText = STATUS_TEXT[status] ?? status;
+  if (statusText !== live.lastStatus) note(`session: ${statusText}`);
+  if (control.key !== live.lastControl && live.lastControl !== null) note(`control: ${control.text}`);
+  live.lastStatus = statusText;
+  live.lastControl = control.key;
+
+  const observing = status === "observing";
+  $("control-btn").disabled = !observing;
+  show("control-btn", status !== "controlling");
+  $("control-btn").textContent = status === "control requested" ? "Waiting for consent\u2026" : "Request control";
+  show("release-btn", status === "controlling");
+  $("end-btn").disabled = status === "ended";
+  $("chat-send").disabled = viewer.pairwise === null;
+
+  if (!live.screen.hasPicture) {
+    show("stage-note", true);
+    $("stage-note").textContent =
+      status === "ended"
+        ? "The session has ended."
+        : status === "waiting"
+          ? "Waiting for the customer to start the support program."
+          : status === "disconnected"
+            ? "Disconnected from the broker."
+            : "Waiting for the customer's consent to see the screen.";
+  } else if (status === "paused") {
+    show("stage-note", true);
+    $("stage-note").textContent = "The customer paused sharing.";
+  } else {
+    show("stage-note", false);
+  }
+
+  if (viewer.readback) {
+    $("rb-words").textContent = viewer.readback.words.join(" ");
+    $("rb-digits").textContent = `digits ${viewer.readback.digits.slice(0, 3)} ${viewer.readback.digits.slice(3)}`;
+  } else {
+    $("rb-words").textContent = "\u2013";
+    $("rb-digits").textContent = "";
+  }
+  renderPeople(viewer);
+}
+
+const AGENT_PHASES = new Set(["pending_consent", "observing", "controlling", "paused"]);
+
+/**
+ * Everyone in the session: us (the broker sends no `join` for ourselves), the customer's agent
+ * while the session's phase says it is connected, and the other engineers from their `join`.
+ */
+function renderPeople(viewer) {
+  const people = new Map(viewer.participants);
+  if (viewer.slot !== null && api.user) {
+    people.set(viewer.slot, { slot: viewer.slot, display_name: api.user.display_name, level: api.user.level });
+  }
+  if (AGENT_PHASES.has(viewer.phase) && !people.has(AGENT_SLOT)) {
+    people.set(AGENT_SLOT, { slot: AGENT_SLOT, display_name: "Customer's computer", level: null });
+  } else if (!AGENT_PHASES.has(viewer.phase)) {
+    people.delete(AGENT_SLOT);
+  }
+  const items = [...people.values()]
+    .sort((a, b) => a.slot - b.slot)
+    .map((join) => {
+      const item = document.createElement("li");
+      item.dataset.slot = String(join.slot);
+      const level = join.level ? ` (${join.level})` : "";
+      item.textContent = `${join.display_name}${level}`;
+      const tags = [];
+      if (join.slot === AGENT_SLOT) tags.push("customer's agent");
+      if (join.slot === viewer.slot) tags.push("you");
+      if (join.slot === viewer.controllerSlot) tags.push("in control");
+      else if (join.slot !== AGENT_SLOT && viewer.viewingSlots.includes(join.slot)) tags.push("viewing");
+      else if (join.slot !== AGENT_SLOT) tags.push("waiting for consent");
+      for (const tag of tags) {
+        const span = document.createElement("span");
+        span.className = "tag";
+        span.textContent = tag;
+        item.append(span);
+      }
+      return item;
+    });
+  $("people").replaceChildren(...items);
+}
+
+function renderReadout(screen) {
+  const latency = screen.latencyMs === null ? "\u2013" : screen.latencyMs.toFixed(0);
+  $("s-readout").textContent = `${screen.fps} fps \u00b7 ${latency} ms`;
+}
+
+function addChat({ from, text, own }) {
+  const item = document.createElement("li");
+  item.className = own ? "own" : "theirs";
+  const who = document.createElement("span");
+  who.className = "from";
+  who.textContent = own ? "You:" : `${from}:`;
+  item.append(who, text);
+  const log = $("chat-log");
+  log.append(item);
+  while (log.children.length > MAX_CHAT_LINES) log.firstElementChild.remove();
+  log.scrollTop = log.scrollHeight;
+}
+
+async function onChat(event) {
+  event.preventDefault();
+  const text = $("chat-input").value.trim();
+  if (!live || !text) return;
+  try {
+    if (await live.viewer.sendChat(text)) $("chat-input").value = "";
+    else note("chat not sent: the customer has not let you in yet");
+  } catch (error) {
+    note(`chat not sent: ${message(error)}`);
+  }
+}
+
+async function onInvite(event) {
+  event.preventDefault();
+  if (!live) return;
+  const target = $("invite-target").value;
+  const fields = { reason: $("invite-reason").value.trim() };
+  if (target === "user") fields.user = $("invite-user").value.trim();
+  else fields.level = target.slice("level:".length);
+  $("invite-btn").disabled = true;
+  try {
+    const invitation = await api.invite(live.sessionId, fields);
+    const who = invitation.user ?? `any ${invitation.level} engineer`;
+    $("invite-result").textContent = `Invited ${who}. The customer will be asked before they see anything.`;
+    note(`invited ${who}: ${invitation.reason}`);
+    $("invite-reason").value = "";
+  } catch (error) {
+    $("invite-result").textContent = `Not invited: ${message(error)}`;
+  } finally {
+    $("invite-btn").disabled = false;
+  }
+}
+
+async function onEnd() {
+  if (!live) return;
+  const { sessionId } = live;
+  $("end-btn").disabled = true;
+  try {
+    await api.endSession(sessionId, "ended by the engineer");
+    note("you ended the session");
+  } catch (error) {
+    note(`could not end the session: ${message(error)}`);
+    $("end-btn").disabled = false;
+  }
+}
+
+// --- wiring --------------------------------------------------------------------------------
+
+function init() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("logout-btn").addEventListener("click", () => signedOut());
+  api.onUnauthorized(() => signedOut("Your sign-in expired. Please sign in again."));
+  $("case-form").addEventListener("submit", onCreateCase);
+  $("created-join").addEventListener("click", () => {
+    if (lastCreated) joinSession(lastCreated.id, lastCreated.case_number);
+  });
+  $("leave-btn").addEventListener("click", () => {
+    leaveSession();
+    showQueue();
+  });
+  $("control-btn").addEventListener("click", () => {
+    live?.viewer.requestControl("requested from the console");
+  });
+  $("release-btn").addEventListener("click", () => {
+    if (live?.viewer.releaseControl()) note("control released");
+  });
+  $("end-btn").addEventListener("click", onEnd);
+  $("chat-form").addEventListener("submit", onChat);
+  $("invite-form").addEventListener("submit", onInvite);
+  $("invite-target").addEventListener("change", () => show("invite-user-label", $("invite-target").value === "user"));
+  // Leaving the page closes the socket cleanly, so the others see "left", not "disconnected".
+  window.addEventListener("pagehide", () => leaveSession());
+  document.body.dataset.ready = "true";
+}
+
+init();
