@@ -216,6 +216,7 @@ class Opened:
     session_id: str
     code: str
     staff: dict[str, str]
+    join_link: str = ""
 
     @property
     def staff_token(self) -> str:
@@ -230,7 +231,7 @@ async def open_session(
     session = await broker.call(
         "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=staff
     )
-    return Opened(case["number"], session["id"], session["code"], staff)
+    return Opened(case["number"], session["id"], session["code"], staff, session["join_link"])
 
 
 async def screenshot(page: Page, name: str) -> None:

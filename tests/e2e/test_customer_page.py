@@ -70,7 +70,9 @@ def _clean(tab: Tab) -> None:
 async def test_join_link_fragment_never_reaches_the_server(site: Site, tabs: TabFactory) -> None:
     opened = await open_session(site.broker)
     tab = await tabs()
-    response = await tab.page.goto(site.url(f"/j#{opened.code}"))
+    # The broker's own join link carries the code in the fragment, never in the query.
+    assert opened.join_link == site.url(f"/j#{opened.code}")
+    response = await tab.page.goto(opened.join_link)
     assert response is not None
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
