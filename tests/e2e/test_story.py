@@ -7,6 +7,10 @@ the customer's X screen (its pixels are compared with the colour blocks drawn th
 control with the customer's consent and types into an xterm on that screen (the xterm's file is
 checked). The customer revokes control on the customer page, and typing in the console has no
 effect any more. Finally a security reviewer finds exactly these events on the audit page.
+
+A second, quicker test puts the console in front of a scripted agent (``tests/relay_peers.py``)
+for what the story does not reach: queue order and live updates, a refused control request,
+pause and resume, chat both ways, escalation and untrusted text in the queue.
 """
 
 from __future__ import annotations
@@ -16,17 +20,23 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, WebSocket, expect
 
+from agent_client.encoder import Encoder, serialize_update
 from broker.audit.log import row_to_json
 from broker.store.records import AuditQuery
 from broker.types import Role
+from rsb_protocol import messages as msg
+from rsb_protocol.e2e import PairwiseChannel, PublicKey, Side
+from rsb_protocol.framing import FrameType
 from tests.conftest import PASSWORD
 from tests.e2e.conftest_pages import (
     CASE,
     WAIT_MS,
     WAIT_S,
+    Opened,
     Site,
     TabFactory,
     chromium,
@@ -45,6 +55,7 @@ from tests.e2e.story_fixtures import (
     story_display,
 )
 from tests.integration.conftest import xvfb
+from tests.relay_peers import ScriptedAgent
 
 __all__ = ["agents", "chromium", "site", "story_display", "tabs", "xvfb"]  # fixtures
 
@@ -108,6 +119,15 @@ async def _console_page(chromium: Browser, frames: SentFrames, problems: list[st
 
     page.on("console", on_console)
     return page
+
+
+async def _sign_in(console: Page, site: Site) -> None:
+    await console.goto(site.url("/console"))
+    await expect(console.locator("body")).to_have_attribute("data-ready", "true")
+    await console.fill("#username", ENGINEER[0])
+    await console.fill("#password", PASSWORD)
+    await console.click("#login-submit")
+    await expect(console.locator("#whoami-text")).to_have_text("Rita Reyes (L2)")
 
 
 async def _canvas_pixel(page: Page, x: int, y: int) -> tuple[int, int, int]:
@@ -191,12 +211,7 @@ async def test_the_whole_story(
     console = await _console_page(chromium, frames, problems)
 
     # 1. The engineer signs in, opens a case and a session on it.
-    await console.goto(site.url("/console"))
-    await expect(console.locator("body")).to_have_attribute("data-ready", "true")
-    await console.fill("#username", ENGINEER[0])
-    await console.fill("#password", PASSWORD)
-    await console.click("#login-submit")
-    await expect(console.locator("#whoami-text")).to_have_text("Rita Reyes (L2)")
+    await _sign_in(console, site)
     form = console.locator("#case-form")
     for name in ("customer_name", "company", "contact", "product", "serial_number"):
         await form.locator(f"[name={name}]").fill(CASE[name])
@@ -318,4 +333,137 @@ async def test_the_whole_story(
     await expect(timeline).to_have_count(len(STORY_EVENTS))
     shown = [await item.get_attribute("data-action") for item in await timeline.all()]
     assert shown == STORY_EVENTS
+    assert problems == []
+
+
+async def _open_case(site: Site, staff: dict[str, str], severity: int, **fields: str) -> Opened:
+    """A case with a session on it, opened through the API."""
+    body = {**CASE, **fields, "severity": severity}
+    case = await site.broker.call("POST", "/api/v1/cases", status=201, headers=staff, json=body)
+    session = await site.broker.call(
+        "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=staff
+    )
+    return Opened(case["number"], session["id"], session["code"], staff)
+
+
+def _keyframe(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """An update payload as the agent's encoder makes it: one solid-colour JPEG keyframe."""
+    frame = np.empty((height, width, 4), np.uint8)
+    frame[...] = (rgb[2], rgb[1], rgb[0], 255)  # BGRA
+    update = Encoder().encode(frame, force_keyframe=True)
+    assert update is not None
+    return serialize_update(update)
+
+
+async def test_console_queue_consent_refusal_pause_chat_and_escalation(
+    site: Site, chromium: Browser
+) -> None:
+    """The console against a scripted agent: what the story does not reach, checked quickly."""
+    await site.broker.add_user(ENGINEER[0], Role.RSE, ENGINEER[1])
+    staff = await site.broker.login(ENGINEER[0])
+    frames = SentFrames()
+    problems: list[str] = []
+    console = await _console_page(chromium, frames, problems)
+    hostile = '<img src=x id="pwned">'
+    normal = await _open_case(site, staff, 3, customer_name=hostile)
+    urgent = await _open_case(site, staff, 1)
+
+    # The queue: most severe first, names shown as text, a new session appears without reload.
+    await _sign_in(console, site)
+    rows = console.locator("#sessions-body tr")
+    await expect(rows).to_have_count(2)
+    order = [await r.get_attribute("data-session") for r in await rows.all()]
+    assert order == [urgent.session_id, normal.session_id]
+    await expect(rows.nth(1)).to_contain_text(hostile)
+    await expect(console.locator("#pwned")).to_have_count(0)
+    await console.evaluate("window.sameDocument = true")
+    middle = await _open_case(site, staff, 2)
+    await expect(rows).to_have_count(3)
+    assert await console.evaluate("window.sameDocument === true")
+    order = [await r.get_attribute("data-session") for r in await rows.all()]
+    assert order == [urgent.session_id, middle.session_id, normal.session_id]
+
+    # The customer joins the urgent session; a scripted agent connects; the engineer joins.
+    session_id = urgent.session_id
+    await rows.nth(0).locator("button").click()
+    await expect(console.locator("#s-case")).to_have_text(urgent.case_number)
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "waiting")
+    joined = await site.broker.call("POST", "/api/v1/join", status=200, json={"code": urgent.code})
+    token = joined["agent_token"]
+    agent = await ScriptedAgent.join(site.broker.client, token, session_id)
+    view = await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRequest))
+    assert view[0].permission is msg.Permission.VIEW
+    assert view[0].engineer_name == ENGINEER[1]
+    slot = view[0].slot
+    await agent.peer.wait(lambda: agent.viewer_key(slot))
+    await agent.grant(view[0])
+    await agent.admit([slot])
+    colour = (0x10, 0x90, 0x60)
+    await agent.screen(_keyframe(320, 200, colour))
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
+    await expect(console.locator("#screen")).to_have_attribute("width", "320")
+    assert _close(await _canvas_pixel(console, 160, 100), colour)
+    await expect(console.locator("#people li[data-slot='0']")).to_contain_text("customer's agent")
+    await expect(console.locator(f"#people li[data-slot='{slot}']")).to_contain_text("you")
+
+    # Keys on the canvas without control go nowhere.
+    await console.locator("#screen").click()
+    await console.keyboard.type("no control")
+    # The customer refuses control: the console is back to view only and says so.
+    await console.click("#control-btn")
+    await expect(console.locator("#s-control")).to_have_attribute("data-control", "requested")
+    asked = await agent.peer.wait(
+        lambda: [r for r in agent.peer.of(msg.ConsentRequest) if r.permission == "control"]
+    )
+    await agent.peer.send(
+        msg.ConsentRefuse(asked[0].request_id, slot, msg.Permission.CONTROL, "not now")
+    )
+    await expect(console.locator("#s-control")).to_have_attribute("data-control", "none")
+    await expect(console.locator("#notices")).to_contain_text("consent_refused")
+    await expect(console.locator("#control-btn")).to_be_enabled()
+
+    # Pause and resume by the customer are shown at once.
+    await agent.peer.send(msg.Pause(msg.Role.AGENT, "phone call"))
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "paused")
+    await expect(console.locator("#stage-note")).to_have_text("The customer paused sharing.")
+    await agent.peer.send(msg.Resume(msg.Role.AGENT))
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
+
+    # Chat both ways, end-to-end, sealed with the pairwise keys of our slot.
+    assert agent.sender is not None
+    viewer_key = agent.viewer_key(slot)
+    assert viewer_key is not None
+    channel = PairwiseChannel(
+        session_id,
+        agent.keys,
+        PublicKey.from_announce(viewer_key),
+        slot,
+        Side.AGENT,
+        epoch=agent.sender.epoch,
+    )
+    await agent.peer.ws.send_bytes(channel.seal(FrameType.CHAT, b"Hola, ya lo veo"))
+    await expect(console.locator("#chat-log")).to_contain_text("Hola, ya lo veo")
+    await console.fill("#chat-input", "Gracias, un momento")
+    await console.click("#chat-send")
+    chat = await agent.peer.wait(lambda: agent.peer.frames(FrameType.CHAT))
+    assert channel.open(chat[0])[1] == b"Gracias, un momento"
+    assert agent.peer.frames(FrameType.INPUT) == []
+    assert frames.count(INPUT_FRAME_TYPE) == 0
+
+    # Escalation to L3 with a reason, recorded on the session.
+    await console.select_option("#invite-target", "level:L3")
+    await console.fill("#invite-reason", "firmware fault needs design engineering")
+    await console.click("#invite-btn")
+    await expect(console.locator("#invite-result")).to_contain_text("Invited any L3 engineer")
+    found = await site.broker.call(
+        "GET", f"/api/v1/sessions/{session_id}", status=200, headers=staff
+    )
+    assert [(i["level"], i["reason"]) for i in found["invitations"]] == [
+        ("L3", "firmware fault needs design engineering")
+    ]
+
+    # Ending from the console tells the agent.
+    await console.click("#end-btn")
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "ended")
+    await agent.peer.wait(lambda: [m for m in agent.peer.of(msg.State) if m.phase == "ended"])
     assert problems == []
