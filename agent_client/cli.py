@@ -2,34 +2,45 @@
 
 `rsb-agent join CODE_OR_LINK` checks everything it can locally first (arguments, display,
 capture), because the session code is single use: only then does it exchange the code for an
-agent token (`POST /api/v1/join`) and connect to the broker's agent endpoint. Exit codes:
-0 the session ended normally, 2 bad code or arguments, 3 the broker could not be reached or
-refused the connection.
+agent token (`POST /api/v1/join`) and connect to the broker's agent endpoint.
+
+`rsb-agent attach --broker URL` is what the customer page tells the customer to run after they
+entered the code there: the agent token comes from the environment (`RSB_AGENT_TOKEN`) or a
+file (`--token-file`), never from the command line, where every local user could read it with
+`ps`. The session id and case number are read from the token's claims, and the broker's
+`welcome` must confirm both before anything else happens; the engineer is named in each
+consent request. Exit codes (docs/agent.md): 0 the session ended normally, 2 bad code, token or
+arguments, 3 the broker could not be reached or refused the connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import ipaddress
 import json
 import logging
+import os
 import re
 import signal
 import ssl
+import stat
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
 from agent_client.transport import websocket_connector
 
-__all__ = ["main", "parse_target"]
+__all__ = ["TOKEN_ENV", "main", "parse_target", "read_agent_token", "token_claims"]
 
 try:
     VERSION = metadata.version("remote-support-broker")
@@ -39,6 +50,8 @@ except metadata.PackageNotFoundError:  # running from a source tree that was not
 USER_AGENT = f"rsb-agent/{VERSION}"
 _CODE_SEPARATORS = re.compile(r"[ .-]")
 _MAX_RESPONSE = 64 * 1024
+_MAX_TOKEN = 8 * 1024
+TOKEN_ENV = "RSB_AGENT_TOKEN"
 
 EPILOG = """\
 While a session runs, type one letter and Enter at any time:
@@ -173,6 +186,52 @@ def _str(value: object) -> str:
     return value
 
 
+def read_agent_token(token_file: str | None, environ: Mapping[str, str]) -> str:
+    """The agent token for `attach`: from `token_file` if given, else from `RSB_AGENT_TOKEN`.
+
+    Raises:
+        UsageError: No token, an unreadable file, or something that is not a compact JWT.
+    """
+    if token_file is not None:
+        path = Path(token_file)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+            if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                print(f"rsb-agent: warning: {token_file} is readable by others", file=sys.stderr)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the token file {token_file!r}: {exc}") from None
+    else:
+        token = environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise UsageError(
+            f"no agent token: set {TOKEN_ENV} as the customer page shows, or use --token-file"
+        )
+    if len(token) > _MAX_TOKEN or token.count(".") != 2:
+        raise UsageError("the agent token is not what the customer page shows; copy it again")
+    return token
+
+
+def token_claims(token: str) -> tuple[str, str]:
+    """Read the session id and case number from an agent token, without verifying it.
+
+    The agent cannot verify the broker's signature (it holds no key); it only needs to know
+    which session to expect. The broker verifies the token, and its `welcome` must name the
+    same session and case or the agent disconnects (`AgentSession._check_welcome`).
+
+    Returns:
+        (session id, case number).
+
+    Raises:
+        UsageError: Not a JWT with string claims ``sid`` and ``case``.
+    """
+    try:
+        body = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        return _str(claims["sid"]), _str(claims["case"])
+    except (IndexError, ValueError, binascii.Error, KeyError, TypeError):
+        raise UsageError("the agent token is not what the customer page shows") from None
+
+
 def ws_url(broker: str) -> str:
     """The agent endpoint for a broker base URL (http -> ws, https -> wss)."""
     scheme, rest = broker.split(":", 1)
@@ -188,20 +247,37 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rsb-agent {VERSION}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--source", choices=("screen", "test-pattern"), default="screen")
+    common.add_argument("--display", help="X11 display to capture and control, e.g. :0")
+    common.add_argument("--ca", metavar="FILE", help="trust only this CA certificate (PEM)")
+    common.add_argument("--ui", choices=("auto", "terminal", "tk"), default="auto")
+    common.add_argument("--max-fps", type=float, default=15.0, help="frame rate cap (1-60)")
     commands = parser.add_subparsers(dest="command", required=True)
     join = commands.add_parser(
         "join",
+        parents=[common],
         help="join a session with the code or link you were given",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     join.add_argument("target", metavar="CODE_OR_LINK", help="10-digit code or join link")
     join.add_argument("--broker", help="broker URL, e.g. https://support.example")
-    join.add_argument("--source", choices=("screen", "test-pattern"), default="screen")
-    join.add_argument("--display", help="X11 display to capture and control, e.g. :0")
-    join.add_argument("--ca", metavar="FILE", help="trust only this CA certificate (PEM)")
-    join.add_argument("--ui", choices=("auto", "terminal", "tk"), default="auto")
-    join.add_argument("--max-fps", type=float, default=15.0, help="frame rate cap (1-60)")
+    join.set_defaults(start=_join)
+    attach = commands.add_parser(
+        "attach",
+        parents=[common],
+        help=f"attach to the session the customer page opened (token in ${TOKEN_ENV})",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    attach.add_argument("--broker", required=True, help="broker URL, e.g. https://support.example")
+    attach.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help=f"read the agent token from FILE instead of ${TOKEN_ENV}",
+    )
+    attach.set_defaults(start=_attach)
     return parser
 
 
@@ -210,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="rsb-agent: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return _join(args)
+        start: Callable[[argparse.Namespace], int] = args.start
+        return start(args)
     except UsageError as exc:
         print(f"rsb-agent: {exc}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
@@ -220,9 +297,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _join(args: argparse.Namespace) -> int:
+    broker, code = parse_target(args.target, args.broker)
+    return _start(args, lambda context: post_join(broker, code, context))
+
+
+def _attach(args: argparse.Namespace) -> int:
+    broker = check_broker_url(args.broker)
+    token = read_agent_token(args.token_file, os.environ)
+    # Children of the agent (none today) must not inherit the credential.
+    os.environ.pop(TOKEN_ENV, None)
+    session_id, case_number = token_claims(token)
+    info = JoinInfo(session_id, case_number, token, None, None, broker)
+    return _start(args, lambda context: info)
+
+
+def _start(args: argparse.Namespace, get_info: Callable[[ssl.SSLContext], JoinInfo]) -> int:
+    """Check options, open capture and input, then get the session (which may spend a code)."""
     if not 1 <= args.max_fps <= 60:
         raise UsageError("--max-fps must be between 1 and 60")
-    broker, code = parse_target(args.target, args.broker)
     context = _tls_context(args.ca)
     ui = _choose_ui(args.ui)
     from agent_client import platform  # after argument checks: it imports numpy and mss
@@ -234,7 +326,7 @@ def _join(args: argparse.Namespace) -> int:
         executor.shutdown(wait=False)
         raise UsageError(str(exc)) from None
     try:
-        info = post_join(broker, code, context)  # the code is spent from here on
+        info = get_info(context)  # a join code is spent from here on
         return asyncio.run(_run(info, context, ui, kit, executor, args.max_fps))
     finally:
         executor.submit(kit.close).result()

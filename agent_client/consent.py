@@ -311,15 +311,27 @@ class AgentConsent:
         engineer = self._engineers[slot]
         if allow and permission is CONTROL and VIEW not in engineer.grants:
             allow, reason = False, "viewing was withdrawn"
+        name = engineer.display_name
         if not allow:
-            return Change(send=(ConsentRefuse(request_id, slot, permission, reason),))
+            # Say what happened: after typing an answer the customer must see it was taken.
+            return Change(
+                send=(ConsentRefuse(request_id, slot, permission, reason),),
+                notices=(
+                    f"Refused: {name} gets no {permission.value} ({reason or 'your answer'}).",
+                ),
+            )
         change = NOTHING
         if permission is CONTROL:
             previous = self.controller
             if previous is not None and previous != slot:
                 change += self._lose(previous, CONTROL, notify=False)
         engineer.grants[permission] = request_id  # recorded here before the broker hears it
-        granted = Change(send=(ConsentGrant(request_id, slot, permission),))
+        notice = (
+            f"Allowed: {name} can now see your screen (type v to stop, p to pause)."
+            if permission is VIEW
+            else f"Allowed: {name} now controls your mouse and keyboard (type r to take it back)."
+        )
+        granted = Change(send=(ConsentGrant(request_id, slot, permission),), notices=(notice,))
         if permission is VIEW:
             granted += Change(rekey=True, keyframe=True)
         return change + granted

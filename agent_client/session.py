@@ -88,7 +88,8 @@ class JoinInfo:
     session_id: str
     case_number: str
     agent_token: str
-    engineer_name: str
+    engineer_name: str | None
+    """None for `rsb-agent attach`: the token does not name the engineer; each request does."""
     engineer_level: str | None
     broker: str
 
@@ -184,7 +185,8 @@ class AgentSession:
         """Run until the session ends or the broker cannot be reached; returns the exit code."""
         join = self._join
         level = f" ({join.engineer_level})" if join.engineer_level else ""
-        banner = Banner(join.case_number, join.engineer_name + level, join.broker)
+        engineer = join.engineer_name + level if join.engineer_name else "named in each request"
+        banner = Banner(join.case_number, engineer, join.broker)
         self._prompt.start(banner, self.on_command)
         try:
             return await self._connect_loop()

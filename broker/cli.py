@@ -244,12 +244,29 @@ def build_parser() -> argparse.ArgumentParser:
     export = audit.add_parser("export", parents=[common], help="write events as JSON lines")
     export.add_argument("-o", "--output", default=None)
     export.set_defaults(func=cmd_audit_export)
+
+    # Listed here for `rsb --help`; `main` hands everything after `view` to rsb_viewer.cli.
+    sub.add_parser(
+        "view",
+        add_help=False,
+        help="join a session as a viewer; see rsb view --help",
+    )
     return parser
 
 
+def cmd_view(argv: Sequence[str]) -> int:
+    """Run `rsb view`, imported only now: the broker itself never loads viewer or E2E code."""
+    from rsb_viewer.cli import main as view_main
+
+    return view_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["view"]:
+        return cmd_view(args_list[1:])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(args_list)
     try:
         result: int = args.func(args)
         return result

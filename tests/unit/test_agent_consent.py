@@ -82,6 +82,23 @@ def test_a_refusal_grants_nothing_and_tells_the_broker() -> None:
     assert not consent.admitted_viewers() and not change.rekey
 
 
+def test_every_answer_is_acknowledged_to_the_customer() -> None:
+    # Regression: after typing y the terminal showed nothing, as if the answer was lost.
+    consent = AgentConsent()
+    join(consent, 3)
+    view = consent.answer(ask(consent, 3), True)
+    assert view.notices == (
+        "Allowed: Engineer 3 can now see your screen (type v to stop, p to pause).",
+    )
+    control = consent.answer(ask(consent, 3, CONTROL), True)
+    assert control.notices == (
+        "Allowed: Engineer 3 now controls your mouse and keyboard (type r to take it back).",
+    )
+    join(consent, 2)
+    refused = consent.answer(ask(consent, 2), False, "declined by the customer")
+    assert refused.notices == ("Refused: Engineer 2 gets no view (declined by the customer).",)
+
+
 def refusal(change: Change) -> str:
     (sent,) = change.send
     assert isinstance(sent, ConsentRefuse)
