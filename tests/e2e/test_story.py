@@ -90,10 +90,12 @@ STORY_EVENTS = [
 
 
 class SentFrames:
-    """Binary frames the console sent on its WebSocket, by frame type (the header's byte 1)."""
+    """What the console sent on its WebSocket: binary frame types (the header's byte 1), and
+    the control messages as text."""
 
     def __init__(self) -> None:
         self.types: list[int] = []
+        self.texts: list[str] = []
 
     def watch(self, ws: WebSocket) -> None:
         ws.on("framesent", self._sent)
@@ -101,6 +103,12 @@ class SentFrames:
     def _sent(self, payload: str | bytes) -> None:
         if isinstance(payload, bytes) and len(payload) >= 2:
             self.types.append(payload[1])
+        elif isinstance(payload, str):
+            self.texts.append(payload)
+
+    def messages(self, kind: type[msg.Message]) -> list[Any]:
+        parsed = [msg.parse_message(text, 1 << 16) for text in self.texts]
+        return [m for m in parsed if isinstance(m, kind)]
 
     def count(self, frame_type: int) -> int:
         return self.types.count(frame_type)
@@ -466,4 +474,48 @@ async def test_console_queue_consent_refusal_pause_chat_and_escalation(
     await console.click("#end-btn")
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "ended")
     await agent.peer.wait(lambda: [m for m in agent.peer.of(msg.State) if m.phase == "ended"])
+    assert problems == []
+
+
+# Chromium has X25519; a browser without it must fall back to P-256 (docs/protocol.md).
+_WITHOUT_X25519 = """
+(() => {
+  const generate = SubtleCrypto.prototype.generateKey;
+  SubtleCrypto.prototype.generateKey = function (algorithm, ...rest) {
+    if ((algorithm?.name ?? algorithm) === "X25519") {
+      return Promise.reject(new DOMException("X25519 is not supported", "NotSupportedError"));
+    }
+    return generate.call(this, algorithm, ...rest);
+  };
+})();
+"""
+
+
+async def test_console_falls_back_to_p256_with_a_real_agent(
+    site: Site, chromium: Browser, story_display: StoryDisplay, agents: list[AgentProcess]
+) -> None:
+    """A browser without X25519 offers only P-256; the agent's P-256 pair serves it."""
+    await site.broker.add_user(ENGINEER[0], Role.RSE, ENGINEER[1])
+    staff = await site.broker.login(ENGINEER[0])
+    opened = await _open_case(site, staff, 2)
+    joined = await site.broker.call("POST", "/api/v1/join", status=200, json={"code": opened.code})
+    frames = SentFrames()
+    problems: list[str] = []
+    console = await _console_page(chromium, frames, problems)
+    await console.add_init_script(_WITHOUT_X25519)
+    await _sign_in(console, site)
+    await console.locator(f"#sessions-body tr[data-session='{opened.session_id}'] button").click()
+    agent = AgentProcess.attach(story_display.x, broker=site.origin, token=joined["agent_token"])
+    agents.append(agent)
+    words_at = await agent.expect("Read-back:")
+    agent_words = agent.lines[words_at - 1].split("Read-back:")[1].split("(")[0].split()
+    await agent.expect("Allow?", after=words_at)
+    agent.answer("y")
+
+    await eventually_async(lambda: _pattern_shown(console), "the pattern on the canvas")
+    await expect(console.locator("#rb-words")).to_have_text(" ".join(agent_words))
+    (hello,) = frames.messages(msg.Hello)
+    assert hello.algorithms == (msg.KeyAlgorithm.P256,)
+    (announced,) = frames.messages(msg.PublicKeyAnnounce)
+    assert announced.algorithm is msg.KeyAlgorithm.P256
     assert problems == []
