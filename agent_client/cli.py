@@ -240,14 +240,16 @@ def ws_url(broker: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (documented in docs/agent.md)."""
+    # allow_abbrev off everywhere: `--token X` must be an error, not `--token-file X`.
     parser = argparse.ArgumentParser(
         prog="rsb-agent",
+        allow_abbrev=False,
         description="Share this screen with a support engineer, only with your consent.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rsb-agent {VERSION}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     common.add_argument("--source", choices=("screen", "test-pattern"), default="screen")
     common.add_argument("--display", help="X11 display to capture and control, e.g. :0")
     common.add_argument("--ca", metavar="FILE", help="trust only this CA certificate (PEM)")
@@ -256,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     join = commands.add_parser(
         "join",
+        allow_abbrev=False,
         parents=[common],
         help="join a session with the code or link you were given",
         epilog=EPILOG,
@@ -266,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.set_defaults(start=_join)
     attach = commands.add_parser(
         "attach",
+        allow_abbrev=False,
         parents=[common],
         help=f"attach to the session the customer page opened (token in ${TOKEN_ENV})",
         epilog=EPILOG,

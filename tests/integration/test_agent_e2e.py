@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -468,3 +469,35 @@ async def test_a_cut_connection_reconnects_and_the_stream_resumes_without_a_new_
     await stage.xdotool("type", "back after the cut")
     await screen_matches(stage, rita)
     assert agent.count("Allow? Type y or n") == 1, agent.output
+
+
+# --- attach, as the customer page tells the customer -----------------------------------------
+
+
+async def test_attach_takes_the_token_from_the_environment_only(broker: Broker) -> None:
+    rita = await broker.staff("rita", Role.RSE, "Rita Reyes")
+    case = await broker.call("POST", "/api/v1/cases", status=201, headers=rita, json=CASE)
+    session = await broker.call(
+        "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=rita
+    )
+    # What the customer page does with the code, then shows as a command to copy.
+    joined = await broker.call("POST", "/api/v1/join", status=200, json={"code": session["code"]})
+    url = f"http://127.0.0.1:{broker.client.port}"
+    agent = await AgentProcess.start(
+        ["attach", "--broker", url, "--source", "test-pattern", "--ui", "terminal"],
+        env={**os.environ, "RSB_AGENT_TOKEN": joined["agent_token"]},
+    )
+    viewer = ViewerClient(url, rita["Authorization"][7:], session["id"])
+    try:
+        await agent.wait_for("Waiting for the engineer")
+        assert f"remote support for case {case['number']}" in agent.output
+        cmdline = Path(f"/proc/{agent.proc.pid}/cmdline").read_bytes()
+        assert joined["agent_token"].encode() not in cmdline
+        await viewer.connect()
+        question = await agent.answer("y")
+        assert "Engineer:  Rita Reyes (L2" in "\n".join(question)
+        picture = await viewer.wait_first_keyframe(15 * WAIT_UNIT)
+        assert picture.shape == (800, 1280, 4)
+    finally:
+        await viewer.close()
+        assert await agent.stop() == 0, agent.output
