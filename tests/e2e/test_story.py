@@ -390,6 +390,7 @@ async def test_console_queue_consent_refusal_pause_chat_and_escalation(
     assert await console.evaluate("window.sameDocument === true")
     order = [await r.get_attribute("data-session") for r in await rows.all()]
     assert order == [urgent.session_id, middle.session_id, normal.session_id]
+    await screenshot(console, "console-queue.png")
 
     # The customer joins the urgent session; a scripted agent connects; the engineer joins.
     session_id = urgent.session_id

@@ -162,7 +162,7 @@ function renderSessions(sessions) {
     row.dataset.case = entry.case.number;
     severityCell(row, entry.case.severity);
     dueCell(row, entry.case.response_due);
-    cell(row, entry.case.number);
+    cell(row, entry.case.number, "nowrap");
     cell(row, `${entry.case.customer_name}, ${entry.case.company}`);
     cell(row, `${entry.engineer.display_name}${entry.engineer.level ? ` (${entry.engineer.level})` : ""}`);
     cell(row, entry.state === "waiting" && !entry.code_used ? "waiting for the customer" : entry.state);
@@ -180,11 +180,11 @@ function renderCases(cases) {
     row.dataset.case = item.number;
     severityCell(row, item.severity);
     dueCell(row, item.response_due);
-    cell(row, item.number);
+    cell(row, item.number, "nowrap");
     cell(row, `${item.customer_name}, ${item.company}`);
     cell(row, `${item.product} ${item.serial_number}`);
     cell(row, item.status.replace("_", " "));
-    const button = buttonCell(row, "Start session", async () => {
+    const button = buttonCell(row, "New session", async () => {
       button.disabled = true;
       try {
         await startSession(item.number);
