@@ -323,6 +323,8 @@ async def test_the_whole_story(
 
     # 7. The engineer ends the session; the agent leaves with status 0.
     await console.click("#end-btn")
+    await expect(console.locator("#end-btn")).to_have_text("Click again to end")
+    await console.click("#end-btn")
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "ended")
     await eventually(lambda: agent.proc.poll() is not None, "the agent to exit")
     assert agent.proc.returncode == 0, agent.output
@@ -472,6 +474,8 @@ async def test_console_queue_consent_refusal_pause_chat_and_escalation(
     ]
 
     # Ending from the console tells the agent.
+    await console.click("#end-btn")
+    await expect(console.locator("#end-btn")).to_have_text("Click again to end")
     await console.click("#end-btn")
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "ended")
     await agent.peer.wait(lambda: [m for m in agent.peer.of(msg.State) if m.phase == "ended"])

@@ -18,6 +18,7 @@ const READOUT_MS = 500;
 const OPEN_CASE_STATES = "open,in_progress,awaiting_customer";
 const MAX_NOTICES = 50;
 const MAX_CHAT_LINES = 200;
+const END_CONFIRM_MS = 5000;
 
 const STATUS_TEXT = {
   connecting: "connecting",
@@ -284,6 +285,7 @@ async function joinSession(sessionId, caseNumber) {
 
 function leaveSession() {
   if (!live) return;
+  disarmEnd();
   live.input.detach();
   live.viewer.close();
   clearInterval(live.readout);
@@ -452,10 +454,19 @@ async function onInvite(event) {
   }
 }
 
+/** Ending is for everyone in the session, so it takes a second click within a few seconds. */
 async function onEnd() {
   if (!live) return;
+  const button = $("end-btn");
+  if (!button.dataset.armed) {
+    button.dataset.armed = "true";
+    button.textContent = "Click again to end";
+    live.disarm = setTimeout(() => disarmEnd(), END_CONFIRM_MS);
+    return;
+  }
+  disarmEnd();
   const { sessionId } = live;
-  $("end-btn").disabled = true;
+  button.disabled = true;
   try {
     await api.endSession(sessionId, "ended by the engineer");
     note("you ended the session");
@@ -463,6 +474,13 @@ async function onEnd() {
     note(`could not end the session: ${message(error)}`);
     $("end-btn").disabled = false;
   }
+}
+
+function disarmEnd() {
+  const button = $("end-btn");
+  delete button.dataset.armed;
+  button.textContent = "End session";
+  if (live?.disarm) clearTimeout(live.disarm);
 }
 
 // --- wiring --------------------------------------------------------------------------------
