@@ -55,6 +55,11 @@ def test_serve_prints_urls_and_demo_users(tmp_path: Path) -> None:
                 break
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}/api/openapi.json" in output, output
+        for page in ("/", "/console", "/audit"):  # every page the banner names is served
+            url = f"http://127.0.0.1:{port}{page}"
+            assert url in output, output
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                assert resp.headers["Content-Type"].startswith("text/html")
         users = {ln.split()[0]: ln.split()[-1] for ln in lines if "password:" in ln}
         assert set(users) == {"desk", "rse", "eng", "sec", "admin"}
         request = urllib.request.Request(
