@@ -241,9 +241,15 @@ async def _view(args: argparse.Namespace, token: str, context: ssl.SSLContext | 
     try:
         return await _follow(client, args)
     except TimeoutError:
-        raise CliError(
-            f"no screen after {args.timeout:g} s: has the customer consented?", EXIT_CONNECTION
-        ) from None
+        session = client.session
+        if session.waiting_for_agent_key:
+            why = (
+                "the customer let you in, but the agent announced no "
+                f"{session.own.algorithm} key (try another key algorithm or update the agent)"
+            )
+        else:
+            why = "has the customer consented?"
+        raise CliError(f"no screen after {args.timeout:g} s: {why}", EXIT_CONNECTION) from None
     except ViewerClosed as exc:
         if exc.code == SESSION_ENDED and not args.snapshot:
             return EXIT_OK

@@ -154,6 +154,12 @@ class ViewerSession:
         return self._receiver.epoch if self._receiver else 0
 
     @property
+    def waiting_for_agent_key(self) -> bool:
+        """True while a key wrap for us is held because the agent announced no key of our
+        algorithm: the customer let us in, but we cannot read the screen until it does."""
+        return self._pending_wrap is not None and self._receiver is None
+
+    @property
     def agent_key(self) -> PublicKey | None:
         """The agent's public key of our algorithm, once announced."""
         return self._keys.get((AGENT_SLOT, self.own.algorithm))

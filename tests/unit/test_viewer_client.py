@@ -142,9 +142,21 @@ def test_wrap_that_overtakes_the_agent_key_is_installed_when_the_key_arrives() -
     viewer = ViewerSession(SESSION)
     viewer.receive(welcome())
     viewer.receive(agent.wrap(viewer.own.public))
-    assert viewer.epoch == 0
+    assert viewer.epoch == 0 and viewer.waiting_for_agent_key
     viewer.receive(agent.announce())
-    assert viewer.epoch == 1
+    assert viewer.epoch == 1 and not viewer.waiting_for_agent_key
+
+
+def test_an_agent_key_of_another_algorithm_leaves_the_wrap_waiting() -> None:
+    # What the relay bug looked like from here: the agent's P-256 key only, for an X25519 viewer.
+    agent = Agent()
+    viewer = ViewerSession(SESSION)
+    viewer.receive(welcome())
+    viewer.receive(agent.wrap(viewer.own.public))
+    viewer.receive(KeyPair.generate(KeyAlgorithm.P256).public.announce(0).to_json())
+    assert viewer.epoch == 0 and viewer.waiting_for_agent_key and viewer.agent_key is None
+    viewer.receive(agent.announce())
+    assert viewer.epoch == 1 and not viewer.waiting_for_agent_key
 
 
 def test_group_key_message_installs_the_same_key_as_the_frame() -> None:
