@@ -10,13 +10,16 @@ effect any more. Finally a security reviewer finds exactly these events on the a
 
 A second, quicker test puts the console in front of a scripted agent (``tests/relay_peers.py``)
 for what the story does not reach: queue order and live updates, a refused control request,
-pause and resume, chat both ways, escalation and untrusted text in the queue.
+pause and resume, chat both ways, escalation and untrusted text in the queue. Two more run the
+real agent again: a browser without X25519 (P-256 fallback), and a dropped connection that the
+console resumes by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -523,4 +526,47 @@ async def test_console_falls_back_to_p256_with_a_real_agent(
     assert hello.algorithms == (msg.KeyAlgorithm.P256,)
     (announced,) = frames.messages(msg.PublicKeyAnnounce)
     assert announced.algorithm is msg.KeyAlgorithm.P256
+    assert problems == []
+
+
+async def test_console_resumes_after_the_network_drops(
+    site: Site, chromium: Browser, story_display: StoryDisplay, agents: list[AgentProcess]
+) -> None:
+    """A console whose connection dies reconnects by itself within the resume window: it keeps
+    its slot, its key pair (same read-back words) and the customer's consent (no new question)."""
+    await site.broker.add_user(ENGINEER[0], Role.RSE, ENGINEER[1])
+    staff = await site.broker.login(ENGINEER[0])
+    opened = await _open_case(site, staff, 2)
+    joined = await site.broker.call("POST", "/api/v1/join", status=200, json={"code": opened.code})
+    frames = SentFrames()
+    problems: list[str] = []
+    console = await _console_page(chromium, frames, problems)
+    await _sign_in(console, site)
+    await console.locator(f"#sessions-body tr[data-session='{opened.session_id}'] button").click()
+    agent = AgentProcess.attach(story_display.x, broker=site.origin, token=joined["agent_token"])
+    agents.append(agent)
+    asked = await agent.expect("Allow?")
+    agent.answer("y")
+    await eventually_async(lambda: _pattern_shown(console), "the pattern on the canvas")
+    words = await console.text_content("#rb-words")
+    room = site.hub.room(opened.session_id)
+    assert room is not None
+    (peer,) = room.viewers.values()
+
+    # The TCP connection dies under both ends, with no closing handshake.
+    peer.ws.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+    await expect(console.locator("#notices")).to_contain_text("reconnecting")
+    await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
+    again = room.viewers[peer.slot]
+    assert again is not peer
+    await expect(console.locator("#rb-words")).to_have_text(words or "")
+    await expect(console.locator("#stage-note")).to_be_hidden()
+    hellos = frames.messages(msg.Hello)
+    keys = frames.messages(msg.PublicKeyAnnounce)
+    assert len(hellos) == len(keys) == 2
+    assert keys[0] == keys[1]
+    assert {k.slot for k in keys} == {peer.slot}
+    actions = await _audit_actions(site, opened.session_id)
+    assert actions[-2:] == ["session.participant_disconnected", "session.participant_resumed"]
+    assert not any("Allow?" in line for line in agent.lines[asked:])
     assert problems == []

@@ -26,7 +26,11 @@ import { parseCursor, parseUpdate } from "./screen.js";
 const SOFTWARE = "rsb-console/0.1";
 const MAX_INPUT_SIZE = 16 * 1024;
 const MAX_CHAT_BYTES = 4000;
-const MAX_KNOWN = 512; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
+const MAX_KNOWN = 512;
+/** Close codes after which the same token may connect again (docs/api.md, close codes). */
+const RESUMABLE = new Set([1001, 1006, 4200, 4201]);
+/** About 30 s in all, well inside the broker's default two-minute resume window. */
+const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000, 15000]; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
 
 export const CLOSE_REASONS = {
   1000: "closed normally",
@@ -87,6 +91,10 @@ export class Viewer extends EventTarget {
     this.framesDropped = 0;
     this.inbox = Promise.resolve();
     this.requestIds = 0;
+    this.reconnects = 0;
+    this.reconnecting = false;
+    this.retryTimer = null;
+    this.leaving = false;
   }
 
   get slot() {
@@ -100,6 +108,7 @@ export class Viewer extends EventTarget {
   /** One word for the top bar; always one of the documented states. */
   get status() {
     if (this.ended || this.phase === "ended") return "ended";
+    if (this.reconnecting) return "reconnecting";
     if (this.closed) return "disconnected";
     if (!this.welcome) return "connecting";
     if (this.phase === "paused") return "paused";
@@ -119,23 +128,63 @@ export class Viewer extends EventTarget {
     const algorithms = await supportedAlgorithms();
     this.algorithms = algorithms;
     this.own = await KeyPair.generate(algorithms);
+    this.open();
+  }
+
+  /**
+   * One WebSocket connection. A connection lost for a reason the broker documents as resumable
+   * (going away, dropped, too slow) is opened again with the same key pair: the broker keeps our
+   * slot and the customer's grants for its resume window, and the read-back words stay the same.
+   */
+  open() {
     const ws = new WebSocket(this.url, ["rsb.v1", `rsb.token.${this.token}`]);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    ws.addEventListener("open", () => this.sendText("hello", { role: "viewer", algorithms, software: SOFTWARE }));
+    this.closed = null;
+    ws.addEventListener("open", () =>
+      this.sendText("hello", { role: "viewer", algorithms: this.algorithms, software: SOFTWARE }),
+    );
     ws.addEventListener("message", (event) => {
       const arrivedAt = performance.now();
       this.inbox = this.inbox.then(() => this.receive(event.data, arrivedAt));
     });
-    ws.addEventListener("close", (event) => {
-      this.closed = { code: event.code, reason: event.reason || CLOSE_REASONS[event.code] || "closed" };
-      this.emit("closed", this.closed);
-      this.changed();
-    });
+    ws.addEventListener("close", (event) => this.onClose(ws, event));
     this.changed();
   }
 
+  onClose(ws, event) {
+    if (ws !== this.ws) return;
+    const closed = { code: event.code, reason: event.reason || CLOSE_REASONS[event.code] || "closed" };
+    const resumable = RESUMABLE.has(event.code) && !this.leaving && !this.ended && this.phase !== "ended";
+    if (resumable && this.reconnects < RECONNECT_DELAYS_MS.length) {
+      const delay = RECONNECT_DELAYS_MS[this.reconnects];
+      this.reconnects += 1;
+      this.reconnecting = true;
+      this.emit("notice", { code: "reconnecting", message: `${closed.reason}: reconnecting in ${delay / 1000} s` });
+      this.forgetConnection();
+      this.retryTimer = setTimeout(() => this.open(), delay);
+      this.changed();
+      return;
+    }
+    this.reconnecting = false;
+    this.closed = closed;
+    this.emit("closed", closed);
+    this.changed();
+  }
+
+  /** What the broker tells every new connection again: who is here, their keys, the state. */
+  forgetConnection() {
+    this.participants.clear();
+    this.keys.clear();
+    this.pendingWrap = null;
+    this.parts = [];
+    this.controlPending = false;
+    this.readback = null;
+  }
+
   close() {
+    this.leaving = true;
+    clearTimeout(this.retryTimer);
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "left");
   }
 
@@ -227,6 +276,8 @@ export class Viewer extends EventTarget {
         if (message.session_id !== this.sessionId) throw new ProtocolError("unexpected_frame", "welcome for another session");
         if (this.welcome && this.welcome.slot !== message.slot) throw new ProtocolError("unexpected_frame", "slot changed");
         this.welcome = message;
+        this.reconnects = 0;
+        this.reconnecting = false;
         this.sendText("public_key", { slot: message.slot, algorithm: this.own.algorithm, key: b64encode(this.own.public.raw) });
         await this.setupReceiver();
         break;
