@@ -2,8 +2,9 @@
 
 Tk is not thread-safe, so it lives in a thread of its own and only that thread touches a
 widget: the event loop posts closures into `_calls`, which the Tk thread polls; button presses
-travel back with `loop.call_soon_threadsafe`. Exercised by hand on X11 only, not by the test
-suite; on macOS Tk must own the main thread, so `--ui auto` picks the terminal there.
+travel back with `loop.call_soon_threadsafe`. Tested on X11 (Xvfb) with the real agent, driven
+by keyboard (`tests/integration/test_agent_e2e.py`); on macOS Tk must own the main thread, so
+`--ui auto` picks the terminal there.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from agent_client.encoder import Update
 from broker.relay.handlers import HUB_KEY
 from broker.types import Role
 from rsb_protocol.framing import Envelope, FrameType, peek_route
-from rsb_viewer.client import ViewerClient
+from rsb_viewer.client import ViewerClient, ViewerClosed
 from rsb_viewer.session import ViewerSession
 from tests.conftest import REPO, Broker
 from tests.integration.agent_harness import (
@@ -558,3 +558,74 @@ async def test_attach_takes_the_token_from_the_environment_only(broker: Broker) 
     finally:
         await viewer.close()
         assert await agent.stop() == 0, agent.output
+
+
+# --- the Tk dialog ----------------------------------------------------------------------------
+
+
+async def test_the_tk_dialog_asks_and_its_buttons_answer_and_end(
+    broker: Broker, xvfb: XvfbServer
+) -> None:
+    rita = await broker.staff("rita", Role.RSE, "Rita Reyes")
+    case = await broker.call("POST", "/api/v1/cases", status=201, headers=rita, json=CASE)
+    session = await broker.call(
+        "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=rita
+    )
+    url = f"http://127.0.0.1:{broker.client.port}"
+    agent = await AgentProcess.start(
+        ["join", session["code"], "--broker", url, "--source", "test-pattern", "--ui", "tk"],
+        env=xvfb.env,
+    )
+    viewer = ViewerClient(url, rita["Authorization"][7:], session["id"])
+    try:
+        window = await eventually_async(
+            lambda: _xdotool(xvfb, "search", "--name", "^Remote support$"),
+            timeout=15,
+            what="the consent window",
+        )
+        window = window.split()[0]
+        idle_height = await _window_height(xvfb, window)
+        await viewer.connect()
+        # The question's lines make the window taller (no window manager holds its size).
+        await eventually_async(
+            lambda: _taller(xvfb, window, idle_height), timeout=15, what="the question to show"
+        )
+        # Keyboard focus follows the pointer; Tab reaches the first enabled button, Allow.
+        await _xdotool(xvfb, "mousemove", "--window", window, "10", "10")
+        await _xdotool(xvfb, "key", "Tab", "space")
+        await viewer.wait_first_keyframe(15 * WAIT_UNIT)
+        # The question is gone (the window shrinks back) and Allow and Deny are disabled
+        # again, so four Tabs go on to Pause, Take back control, Stop all viewing, End.
+        await eventually_async(
+            lambda: _height_is(xvfb, window, idle_height), timeout=15, what="the question to go"
+        )
+        await _xdotool(xvfb, "key", "Tab", "Tab", "Tab", "Tab", "space")
+        with pytest.raises(ViewerClosed) as closed:
+            await viewer.wait_for(lambda c: False, 10 * WAIT_UNIT)
+        assert closed.value.code == 4103 and "ended by the customer" in closed.value.reason
+        assert await asyncio.wait_for(agent.proc.wait(), 10 * WAIT_UNIT) == 0
+    finally:
+        await viewer.close()
+        await agent.stop()
+
+
+async def _xdotool(xvfb: XvfbServer, *args: str) -> str | None:
+    done = await asyncio.create_subprocess_exec(
+        "xdotool", *args, env=xvfb.env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await done.communicate()
+    return out.decode() if done.returncode == 0 and out.strip() else None
+
+
+async def _window_height(xvfb: XvfbServer, window: str) -> int:
+    out = await _xdotool(xvfb, "getwindowgeometry", window)
+    assert out is not None
+    return int(out.split("Geometry:")[1].split("x")[1])
+
+
+async def _taller(xvfb: XvfbServer, window: str, than: int) -> bool:
+    return await _window_height(xvfb, window) > than
+
+
+async def _height_is(xvfb: XvfbServer, window: str, height: int) -> bool:
+    return await _window_height(xvfb, window) == height
