@@ -30,6 +30,7 @@ const STATUS_TEXT = {
   paused: "paused by the customer",
   ended: "session ended",
   disconnected: "disconnected",
+  reconnecting: "reconnecting",
 };
 
 const $ = (id) => document.getElementById(id);
