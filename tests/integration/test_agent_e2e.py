@@ -81,16 +81,30 @@ class RecordingSession(ViewerSession):
 
 
 class RawSession(ViewerSession):
-    """A viewer session that also keeps every binary frame exactly as the broker relayed it."""
+    """A viewer session that also keeps every message exactly as the broker relayed it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.frames: list[bytes] = []
+        self.messages: list[str | bytes] = []
+
+    @property
+    def frames(self) -> list[bytes]:
+        return [m for m in self.messages if isinstance(m, bytes)]
 
     def receive(self, data: str | bytes) -> list[str | bytes]:
-        if isinstance(data, bytes):
-            self.frames.append(data)
+        self.messages.append(data)
         return super().receive(data)
+
+    def between_states(self, first: str, then: str) -> list[str | bytes]:
+        """The messages after the first `state` of phase `first` up to the next of `then`."""
+        phases = [
+            (i, json.loads(m)["phase"])
+            for i, m in enumerate(self.messages)
+            if isinstance(m, str) and json.loads(m)["type"] == "state"
+        ]
+        start = next(i for i, phase in phases if phase == first)
+        end = next(i for i, phase in phases if i > start and phase == then)
+        return self.messages[start + 1 : end]
 
 
 @dataclass
@@ -499,6 +513,27 @@ async def test_an_engineer_who_left_cannot_read_the_next_epoch(
         evan.session.receive(frame)
     assert evan.session.updates_applied == painted and evan.session.epoch == left_at
     assert evan.session.frames_dropped >= len([f for f in later if peek_route(f)[1] != rita.slot])
+
+
+async def test_pause_stops_the_stream_until_the_customer_resumes(
+    stage: Stage, agent: AgentProcess
+) -> None:
+    relayed = RawSession(stage.session_id)
+    rita = await stage.viewer("rita", session=relayed)
+    await admit(agent, rita, "Rita Reyes")
+    await agent.type("p")
+    await agent.wait_for("Paused: nothing is shared")
+    await rita.wait_for(lambda c: c.state is not None and c.state.phase == "paused", 10 * WAIT_UNIT)
+    # The screen changes while paused: the viewer must not see it ...
+    await stage.xdotool("mousemove", str(INSIDE_XTERM[0]), str(INSIDE_XTERM[1]))
+    await stage.xdotool("type", "typed while paused")
+    await agent.type("p")
+    await agent.wait_for("Resumed.")
+    # ... until the customer resumes; then a whole frame brings it up to date.
+    await screen_matches(stage, rita)
+    during = relayed.between_states("paused", "observing")
+    assert not [m for m in during if isinstance(m, bytes)], "no frame relayed while paused"
+    assert agent.count("Allow? Type y or n") == 1
 
 
 # --- a dropped connection ---------------------------------------------------------------------
