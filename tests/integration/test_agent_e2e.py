@@ -11,8 +11,9 @@ Proof always comes from outside the code under test: mss screenshots of the disp
 `cat` wrote, the clicks the recorder saw, the bytes that crossed the proxy, the audit API.
 
 Screen equality bound: PSNR >= 30 dB between the viewer's picture and an mss screenshot (the
-JPEG q75 keyframe of this screen measured 43.9 dB; the lossless idle refresh then makes
-it exact). `rsb view --snapshot` writes the first keyframe, so it is held to the same bound.
+JPEG q75 keyframe of this screen measured 43.9 dB; the lossless idle refresh then makes it
+exact, which the first test also asserts). `rsb view --snapshot` writes the first keyframe, so
+it is held to the PSNR bound.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ class Stage:
 
 @pytest.fixture
 def desktop(xvfb: XvfbServer, tmp_path: Path) -> Iterator[tuple[XtermWindow, Path]]:
-    """A patterned root window and an xterm at +0+0 running `cat > typed.txt`."""
+    """A coloured root window and an xterm at +0+0 with a line of text, running `cat > FILE`."""
     xvfb.run("xsetroot", "-solid", "#3a6ea5")
     typed = tmp_path / "typed.txt"
     window = start_xterm(
