@@ -28,6 +28,7 @@ import pytest
 from playwright.async_api import Browser, Page, WebSocket, expect
 
 from agent_client.encoder import Encoder, serialize_update
+from agent_client.inject import InputEvent
 from broker.audit.log import row_to_json
 from broker.store.records import AuditQuery
 from broker.types import Role
@@ -285,10 +286,19 @@ async def test_the_whole_story(
     agent.answer("y")
     await expect(console.locator("#s-control")).to_have_attribute("data-control", "controlling")
     assert frames.count(INPUT_FRAME_TYPE) == before_control == 0
-    x, y = await _page_point(console, 100, 60)  # inside the xterm at +0+0
-    await console.mouse.click(x, y)
-    # The click went through the canvas scaling to exactly that screen pixel.
+    await console.mouse.click(*await _page_point(console, 100, 60))  # in the xterm at +0+0
+    # The click went through the canvas scaling to exactly that screen pixel, and still does
+    # once the window is smaller and the picture scaled down further.
     await eventually(lambda: story_display.pointer() == (100, 60), "the pointer at 100,60")
+    wide = await console.locator("#screen").bounding_box()
+    await console.set_viewport_size({"width": 1000, "height": 700})
+    narrow = await console.locator("#screen").bounding_box()
+    assert wide is not None and narrow is not None and narrow["width"] < wide["width"]
+    x, y = await _page_point(console, 210, 130)
+    await console.mouse.click(x, y)
+    await eventually(lambda: story_display.pointer() == (210, 130), "the pointer at 210,130")
+    await console.set_viewport_size({"width": 1440, "height": 900})
+    x, y = await _page_point(console, 210, 130)
     assert await _dark_pixels(console, TEXT_STRIP) == 0
     # Special keys and modifiers too: Control+U erases the line in the tty, Backspace a letter.
     await console.keyboard.type("garbage")
@@ -322,7 +332,7 @@ async def test_the_whole_story(
     await eventually(lambda: frames.count(CHAT_FRAME_TYPE) > chats, "the chat frame sent")
     assert frames.count(INPUT_FRAME_TYPE) == sent_inputs
     assert "after revoke" not in story_display.typed_text()
-    assert story_display.pointer() == (100, 60)
+    assert story_display.pointer() == (210, 130)
 
     # 7. The engineer ends the session; the agent leaves with status 0.
     await console.click("#end-btn")
@@ -570,3 +580,87 @@ async def test_console_resumes_after_the_network_drops(
     assert actions[-2:] == ["session.participant_disconnected", "session.participant_resumed"]
     assert not any("Allow?" in line for line in agent.lines[asked:])
     assert problems == []
+
+
+# (KeyboardEvent init, the events the agent must receive), for the console's key mapping.
+KEY_CASES: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+    ({"key": "a"}, [{"type": "type_text", "text": "a"}]),
+    ({"key": "A", "shiftKey": True}, [{"type": "type_text", "text": "A"}]),
+    ({"key": "é"}, [{"type": "type_text", "text": "é"}]),
+    ({"key": " "}, [{"type": "type_text", "text": " "}]),
+    (
+        {"key": "Enter"},
+        [
+            {"type": "key", "key": "Return", "pressed": True},
+            {"type": "key", "key": "Return", "pressed": False},
+        ],
+    ),
+    (
+        {"key": "Tab", "shiftKey": True},
+        [
+            {"type": "key", "key": "Shift", "pressed": True},
+            {"type": "key", "key": "Tab", "pressed": True},
+            {"type": "key", "key": "Tab", "pressed": False},
+            {"type": "key", "key": "Shift", "pressed": False},
+        ],
+    ),
+    (
+        {"key": "c", "ctrlKey": True},
+        [
+            {"type": "key", "key": "Control", "pressed": True},
+            {"type": "key", "key": "c", "pressed": True},
+            {"type": "key", "key": "c", "pressed": False},
+            {"type": "key", "key": "Control", "pressed": False},
+        ],
+    ),
+    (
+        {"key": "Delete", "ctrlKey": True, "altKey": True},
+        [
+            {"type": "key", "key": "Control", "pressed": True},
+            {"type": "key", "key": "Alt", "pressed": True},
+            {"type": "key", "key": "Delete", "pressed": True},
+            {"type": "key", "key": "Delete", "pressed": False},
+            {"type": "key", "key": "Alt", "pressed": False},
+            {"type": "key", "key": "Control", "pressed": False},
+        ],
+    ),
+    (
+        {"key": "F5"},
+        [
+            {"type": "key", "key": "F5", "pressed": True},
+            {"type": "key", "key": "F5", "pressed": False},
+        ],
+    ),
+    (
+        {"key": "ArrowLeft"},
+        [
+            {"type": "key", "key": "Left", "pressed": True},
+            {"type": "key", "key": "Left", "pressed": False},
+        ],
+    ),
+    ({"key": "Shift", "shiftKey": True}, []),
+    ({"key": "Control", "ctrlKey": True}, []),
+    ({"key": "Dead"}, []),
+    ({"key": "Unidentified"}, []),
+    ({"key": "AudioVolumeUp"}, []),
+]
+
+
+async def test_console_key_mapping_is_what_the_agent_accepts(site: Site, chromium: Browser) -> None:
+    """Keys pressed on the console map to the documented events, and the agent's own validator
+    accepts every one of them (agent_client/inject.py): no key the console forwards is refused
+    on the customer's side."""
+    page = await (await chromium.new_context()).new_page()
+    await page.goto(site.url("/console"))
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    produced: list[list[dict[str, Any]]] = await page.evaluate(
+        """async (cases) => {
+            const { keyEvents } = await import("/static/js/input.js");
+            return cases.map((init) => keyEvents(new KeyboardEvent("keydown", init)));
+        }""",
+        [init for init, _ in KEY_CASES],
+    )
+    assert produced == [events for _, events in KEY_CASES]
+    for events in produced:
+        for event in events:
+            InputEvent.from_json(event, screen_size=(1280, 800))
