@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: run test lint types unit bench clean system-deps
 
@@ -17,6 +18,10 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(RUN_STAMP)
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[bench]'
 	touch $@ $(RUN_STAMP)
 
 ## Start the broker on 127.0.0.1:8080 with SQLite under ./var and demo users.
@@ -40,7 +45,9 @@ types: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/unit tests/fuzz
 
-bench: $(TEST_STAMP) system-deps
+## Benchmarks (issue 5): about 10 minutes on loopback; rewrites docs/benchmarks.md and its chart.
+## MeshCentral is installed with npm into /tmp/rsb-bench-peers (reported unavailable without npm).
+bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench
 
 clean:

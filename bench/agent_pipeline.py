@@ -1,15 +1,16 @@
-"""Bench of the agent's screen pipeline on Xvfb: capture, tile diff, encode, bytes per update.
+"""Measurement 5 of issue 5: the agent's screen pipeline on Xvfb, per update.
 
-Run from the repository root: `python -m bench.agent_pipeline [--frames N]`. For each screen
-size it starts its own Xvfb and an xterm full of text, then measures three scenes:
+For each screen size it starts its own Xvfb and an xterm full of text, then times the real
+agent code on three scenes, each from a captured "before" to a captured "after" screen:
 
 - keyframe: the whole text screen as one JPEG (what a joining viewer receives);
-- typed line: 40 characters typed into the terminal (one text row changes);
-- typed line + Return: the same plus Return, which scrolls the terminal;
-- moved window: the terminal moved by (+48, +32) pixels.
+- typed line: 40 characters typed into the terminal through XTEST (one text row changes);
+- moved window: the terminal moved by (+48, +32) pixels with xdotool.
 
-Timings are medians in milliseconds on this machine and vary by about 30 % between runs;
-they are printed, never asserted (tests hold behaviour, not speed).
+Per update: capture (``ScreenSource.grab``, XShm into a reused buffer), tile diff and encode
+(``Encoder.encode``, which diffs against its last frame), encrypt (``GroupSender.seal_update``,
+AES-256-GCM) and the bytes on the wire. Each figure is the median of repeated runs with the
+spread. Also runnable alone: ``python -m bench.agent_pipeline [--frames N]``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,21 +26,25 @@ from contextlib import contextmanager
 import numpy as np
 
 from agent_client.capture import ScreenSource
-from agent_client.encoder import Encoder, Update, serialize_update
+from agent_client.encoder import Encoder, serialize_update
 from agent_client.inject_x11 import XTestInjector
 from agent_client.tiles import changed_tiles
+from bench.context import Context
+from bench.stats import Figure, fmt
+from rsb_protocol.e2e import GroupSender, KeyPair
+from rsb_protocol.framing import FrameType
 
 SIZES = [(1280, 800), (1920, 1080)]
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
+def timed_ms(fn: Callable[[], object], repeat: int) -> Figure:
     fn()  # warm caches and page in buffers
-    samples = []
+    figure = Figure(unit="ms")
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1e3
+        figure.add((time.perf_counter() - start) * 1e3)
+    return figure
 
 
 @contextmanager
@@ -98,46 +102,39 @@ def text_terminal(display: str, width: int, height: int) -> Iterator[str]:
         proc.wait()
 
 
-def describe(update: Update | None) -> str:
-    if update is None:
-        return "no update"
-    size = len(serialize_update(update))
-    return f"{update.kind:8s} {len(update.regions):3d} regions {size / 1024:8.1f} KB"
+Scene = dict[str, Figure]
 
 
-def time_delta(before: np.ndarray, after: np.ndarray, repeat: int, merge_rows: bool) -> float:
-    """Median ms of encoding `after` on top of `before` (the keyframe is not timed)."""
-    samples = []
-    encoder = Encoder(merge_rows=merge_rows)
-    for _ in range(repeat + 1):
-        encoder.reset()
-        encoder.encode(before)
+def measure_scene(before: np.ndarray | None, after: np.ndarray, repeat: int) -> Scene:
+    """Encode ``after`` (on top of ``before``, or as a keyframe), then seal it; per run."""
+    sender = GroupSender("bench-pipeline", [KeyPair.generate()])
+    sender.new_epoch()
+    encode = Figure(unit="ms")
+    encrypt = Figure(unit="ms")
+    size = Figure(unit="KB")
+    regions = Figure()
+    for index in range(repeat + 1):
+        encoder = Encoder()
+        if before is not None:
+            encoder.encode(before)
         start = time.perf_counter()
-        encoder.encode(after)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples[1:]) * 1e3
-
-
-def measure_scene(name: str, before: np.ndarray, after: np.ndarray, repeat: int) -> None:
-    changed = changed_tiles(before, after)
-    diff_ms = median_ms(lambda: changed_tiles(before, after), repeat)
-    for merge_rows in (True, False):
-        encoder = Encoder(merge_rows=merge_rows)
-        encoder.encode(before)
         update = encoder.encode(after)
-        encode_ms = time_delta(before, after, repeat, merge_rows=merge_rows)
-        label = "rows merged" if merge_rows else "runs only"
-        print(
-            f"  {name:20s} {int(changed.sum()):4d}/{changed.size} tiles  diff {diff_ms:5.2f} ms  "
-            f"diff+encode {encode_ms:6.2f} ms  {describe(update)}  ({label})"
-        )
-    refresh_encoder = Encoder(refresh_after=1)
-    refresh_encoder.encode(before)
-    refresh_encoder.encode(after)
-    start = time.perf_counter()
-    refresh = refresh_encoder.encode(after)
-    refresh_ms = (time.perf_counter() - start) * 1e3
-    print(f"  {'':20s} idle refresh after it: {refresh_ms:6.1f} ms  {describe(refresh)}")
+        encoded = time.perf_counter()
+        if update is None:
+            raise RuntimeError("the scene did not change the screen")
+        kind = FrameType.KEYFRAME if update.kind == "keyframe" else FrameType.SCREEN_UPDATE
+        frame = sender.seal_update(kind, serialize_update(update))
+        sealed = time.perf_counter()
+        if index == 0:
+            continue  # warm-up
+        encode.add((encoded - start) * 1e3)
+        encrypt.add((sealed - encoded) * 1e3)
+        size.add(len(frame) / 1000)
+        regions.add(len(update.regions))
+    scene = {"encode_ms": encode, "encrypt_ms": encrypt, "kb": size, "regions": regions}
+    if before is not None:
+        scene["diff_ms"] = timed_ms(lambda: changed_tiles(before, after), repeat)
+    return scene
 
 
 def grab_settled(source: ScreenSource, reference: np.ndarray) -> np.ndarray:
@@ -156,44 +153,89 @@ def grab_settled(source: ScreenSource, reference: np.ndarray) -> np.ndarray:
     raise RuntimeError("the screen did not settle")
 
 
-def run_size(width: int, height: int, repeat: int) -> None:
-    print(f"\n== {width}x{height} ==")
+def run_size(width: int, height: int, repeat: int) -> dict[str, Scene]:
+    """The three scenes at one screen size; ``capture`` holds the grab time."""
     with xvfb(width, height) as display, text_terminal(display, width, height) as window:
         source = ScreenSource(display)
         injector = XTestInjector(display)
         env = {**os.environ, "DISPLAY": display}
         try:
-            grab_ms = median_ms(source.grab, repeat)
-            print(f"  capture (mss XShm into reused buffer): {grab_ms:.2f} ms/frame")
+            scenes: dict[str, Scene] = {"capture": {"grab_ms": timed_ms(source.grab, repeat)}}
             base = grab_settled(source, np.zeros_like(source.grab()))
-            key_ms = median_ms(lambda: Encoder().encode(base), repeat)
-            print(f"  {'keyframe':20s} encode {key_ms:6.2f} ms  {describe(Encoder().encode(base))}")
-            refresh = Encoder(refresh_after=1)
-            refresh.encode(base)
-            start = time.perf_counter()
-            update = refresh.encode(base)
-            refresh_ms = (time.perf_counter() - start) * 1e3
-            print(f"  {'':20s} idle refresh after it: {refresh_ms:6.1f} ms  {describe(update)}")
+            scenes["keyframe"] = measure_scene(None, base, repeat)
 
             injector.pointer_move(width // 2, height // 2)
-            line = "the quick brown fox jumps over 13 lazy dogs"[:40]
-            start = time.perf_counter()
-            injector.type_text(line)
-            type_ms = (time.perf_counter() - start) * 1e3
+            injector.type_text("the quick brown fox jumps over 13 lazy dogs"[:40])
             typed = grab_settled(source, base)
-            print(f"  XTEST typing: {type_ms / len(line):.3f} ms/char")
-            measure_scene("typed line", base, typed, repeat)
-
-            injector.type_text("\n")
-            scrolled = grab_settled(source, typed)
-            measure_scene("typed line + Return", typed, scrolled, repeat)
+            scenes["typed"] = measure_scene(base, typed, repeat)
 
             subprocess.run(["xdotool", "windowmove", window, "68", "52"], env=env, check=True)
-            moved = grab_settled(source, scrolled)
-            measure_scene("moved window", scrolled, moved, repeat)
+            moved = grab_settled(source, typed)
+            scenes["moved"] = measure_scene(typed, moved, repeat)
         finally:
             injector.close()
             source.close()
+    grab = scenes["capture"]["grab_ms"]
+    for name in ("keyframe", "typed", "moved"):
+        scene = scenes[name]
+        total = Figure(unit="ms")
+        for encode, encrypt in zip(
+            scene["encode_ms"].values, scene["encrypt_ms"].values, strict=True
+        ):
+            total.add(grab.median + encode + encrypt)
+        scene["total_ms"] = total
+    return scenes
+
+
+SCENE_NAMES = {
+    "keyframe": "full keyframe",
+    "typed": "typed line (40 chars)",
+    "moved": "moved window",
+}
+
+
+def run_pipeline(ctx: Context) -> None:
+    """Section 5 of the report, both screen sizes."""
+    report = ctx.report
+    repeat = 8 if ctx.options.quick else 30
+    section = report.section(
+        "pipeline",
+        "5. Agent pipeline on Xvfb (capture, tile diff, encode, encrypt)",
+        ["screen", "update", "capture ms", "diff+encode ms", "encrypt ms", "total ms"]
+        + ["updates/s", "regions", "bytes per update (KB)"],
+    )
+    for width, height in SIZES:
+        label = f"{width}x{height}"
+        ctx.log(f"agent pipeline {label}, {repeat} runs per figure")
+        scenes = run_size(width, height, repeat)
+        grab = scenes["capture"]["grab_ms"]
+        report.figures[f"pipeline.{label}.capture_ms"] = grab
+        for name, title in SCENE_NAMES.items():
+            scene = scenes[name]
+            for key, figure in scene.items():
+                report.figures[f"pipeline.{label}.{name}.{key}"] = figure
+            total = scene["total_ms"]
+            section.rows.append(
+                [
+                    label,
+                    title,
+                    grab.text(),
+                    scene["encode_ms"].text(),
+                    scene["encrypt_ms"].text(),
+                    total.text(),
+                    f"{1000 / total.median:.0f}",
+                    fmt(scene["regions"].median),
+                    scene["kb"].text(),
+                ]
+            )
+    section.notes += [
+        "Real agent code on a real X server (Xvfb, 24-bit) showing an xterm full of text; the "
+        "typed line goes through XTEST, the window is moved with xdotool. Encode includes the "
+        "tile diff against the previous frame (the diff alone is in the JSON results).",
+        "Total = median capture + encode + encrypt of each run; updates/s = 1000 / total, "
+        "the ceiling of one agent core for that kind of change. Bytes per update are the "
+        "sealed frame as sent (header, ciphertext, tag).",
+    ]
 
 
 def main() -> None:
@@ -201,7 +243,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=30, help="repetitions per median")
     args = parser.parse_args()
     for width, height in SIZES:
-        run_size(width, height, args.frames)
+        scenes = run_size(width, height, args.frames)
+        print(f"== {width}x{height} ==")
+        for name, scene in scenes.items():
+            print(f"  {name:10s} " + "  ".join(f"{k} {v.text()}" for k, v in scene.items()))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS_DIR = Path(os.environ.get("RSB_BENCH_PEERS", "/tmp/rsb-bench-peers"))
@@ -82,6 +82,8 @@ class Server:
     log: Path
     extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
     child_pids: list[int] = field(default_factory=list)
+    sink_port: int = 0
+    """websockify only: the TCP port it forwards to (the load generator listens there)."""
 
     @property
     def pid(self) -> int:
@@ -152,21 +154,34 @@ class CpuSampler:
 
 
 def start_broker(
-    workdir: Path, *, uvloop: bool = False, lift_rate_limits: bool = False, tag: str = "broker"
+    workdir: Path,
+    *,
+    uvloop: bool = False,
+    lift_rate_limits: bool = False,
+    tag: str = "broker",
+    tree: Path | None = None,
 ) -> Server:
-    """A fresh database, one admin user made with ``rsb users add``, then ``rsb serve``."""
+    """A fresh database, one admin user made with ``rsb users add``, then ``rsb serve``.
+
+    ``tree`` runs the ``broker`` package of another source tree (an export of an older
+    commit), to measure before and after a change in the same run.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / f"{tag}.db"
     for leftover in workdir.glob(f"{tag}.db*"):
         leftover.unlink()
     env = {**os.environ, **CHEAP_ARGON2}
+    cwd = REPO
+    if tree is not None:
+        cwd = tree
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), str(REPO)])
     add = subprocess.run(
         [sys.executable, "-m", "broker.cli", "users", "add", BENCH_ADMIN, "--role", "admin"]
         + ["--password-stdin", "--db", str(db)],
         input=BENCH_PASSWORD + "\n",
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         timeout=60,
         check=False,
@@ -184,7 +199,7 @@ def start_broker(
         cmd = [sys.executable, "-m", "broker.cli", *serve]
     log = workdir / f"{tag}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(tag, port, proc, log)
     try:
         wait_port(port, proc, 30, log)

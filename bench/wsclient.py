@@ -26,7 +26,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["PEEK", "Template", "WSClient", "connect"]
 
@@ -96,7 +96,8 @@ class WSClient(asyncio.Protocol):
         self.mask = os.urandom(4)
         self.transport: asyncio.Transport | None = None
         self.on_binary: OnBinary | None = None
-        self.on_text: OnText | None = None
+        self._on_text: OnText | None = None
+        self._early_texts: list[str] = []
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self.close_code: int | None = None
@@ -111,12 +112,23 @@ class WSClient(asyncio.Protocol):
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
 
+    @property
+    def on_text(self) -> OnText | None:
+        return self._on_text
+
+    @on_text.setter
+    def on_text(self, handler: OnText | None) -> None:
+        """Texts that came with the handshake answer, before a handler was set, are replayed."""
+        self._on_text = handler
+        while handler is not None and self._early_texts:
+            handler(self._early_texts.pop(0))
+
     # --- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         lines = [
@@ -129,7 +141,7 @@ class WSClient(asyncio.Protocol):
         ]
         if self.protocols:
             lines.append("Sec-WebSocket-Protocol: " + ", ".join(self.protocols))
-        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -229,8 +241,10 @@ class WSClient(asyncio.Protocol):
 
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_TEXT:
-            if self.on_text is not None:
-                self.on_text(payload.decode())
+            if self._on_text is not None:
+                self._on_text(payload.decode())
+            else:
+                self._early_texts.append(payload.decode())
         elif opcode == OP_PING:
             self.send(OP_PONG, payload)
         elif opcode == OP_CLOSE:

@@ -43,7 +43,9 @@ from rsb_protocol.errors import ProtocolError
 from rsb_protocol.framing import (
     AGENT_SLOT,
     BROADCAST_SLOT,
+    CUSTOMER_SLOT,
     NO_FLAGS,
+    Envelope,
     FrameType,
     pack_header,
     peek_route,
@@ -54,12 +56,12 @@ log = logging.getLogger(__name__)
 
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SUBPROTOCOL = "rsb.v1"
-CUSTOMER_SLOT = 0xFFFD
 TEXT_LIMIT = 64 * 1024
 MAX_MESSAGE = {"agent": 8 * 1024 * 1024, "viewer": 256 * 1024, "customer": 16 * 1024}
 # Messages per second and burst, per connection: input and acks from a viewer, control text.
-BINARY_RATE = {"agent": (5000.0, 10000.0), "viewer": (1000.0, 2000.0), "customer": (1.0, 1.0)}
+BINARY_RATE = {"agent": (5000.0, 10000.0), "viewer": (1000.0, 2000.0), "customer": (2.0, 10.0)}
 TEXT_RATE = (50.0, 200.0)
+BINARY_CHARGE_BATCH = 16
 DROP_AUDIT_SECONDS = 5.0
 
 Pump = Callable[[web.Request, web.WebSocketResponse, Hub], Awaitable[None]]
@@ -108,16 +110,32 @@ def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.St
 
 
 class Limiter:
-    """Per-connection rate limits; exceeding them closes the connection (4029)."""
+    """Per-connection rate limits; exceeding them closes the connection (4029).
+
+    Binary messages are the frame path, so they are charged to the bucket in batches of up to
+    ``BINARY_CHARGE_BATCH`` (one clock read and one bucket update per batch, not per message).
+    A flood is still stopped within that many messages of crossing the limit.
+    """
 
     def __init__(self, kind: str) -> None:
-        self.binary = TokenBucket(*BINARY_RATE[kind])
+        rate, burst = BINARY_RATE[kind]
+        self.binary = TokenBucket(rate, burst)
         self.text = TokenBucket(*TEXT_RATE)
+        self._batch = max(1, min(BINARY_CHARGE_BATCH, int(burst)))
+        self._uncharged = 0
 
     def check(self, binary: bool) -> None:
-        bucket = self.binary if binary else self.text
-        if not bucket.allow(time.monotonic()):
+        if binary:
+            self.check_binary()
+        elif not self.text.allow(time.monotonic()):
             raise RateLimited("too many messages on this connection", retry_after=1.0)
+
+    def check_binary(self) -> None:
+        self._uncharged += 1
+        if self._uncharged >= self._batch:
+            cost, self._uncharged = self._uncharged, 0
+            if not self.binary.allow(time.monotonic(), cost):
+                raise RateLimited("too many messages on this connection", retry_after=1.0)
 
 
 async def _messages(ws: web.WebSocketResponse, kind: str) -> AsyncIterator[bytes | msg.Message]:
@@ -149,7 +167,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     clock = request.app[CLOCK_KEY]
     party = await services.auth.session_principal(_token(request), "agent")
     room = await hub.room_for(party.session_id)
-    peer = Peer(ws, "agent", "agent", AGENT_SLOT, hub.limits)
+    peer = Peer(ws, "agent", "agent", AGENT_SLOT, hub.limits, transport=request.transport)
     actor = room.actor_for(peer, client_addr(request))
     previous = room.agent
     if previous is not None:
@@ -163,11 +181,19 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         await hub.apply(room, m.AgentConnected(at=clock()), actor)
         await services.sessions.set_live_state(room.session_id, "active")
     try:
-        async for item in _messages(ws, "agent"):
-            if isinstance(item, bytes):
-                _route_from_agent(room, item)
-            else:
+        # The frame path, inlined rather than through ``_messages``: per binary message one
+        # token-bucket check, one header unpack and the routing table (docs/benchmarks.md).
+        limiter = Limiter("agent")
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                limiter.check_binary()
+                _route_from_agent(room, message.data)
+            elif message.type is WSMsgType.TEXT:
+                limiter.check(False)
+                item = msg.parse_message(message.data, TEXT_LIMIT)
                 await _agent_text(hub, room, peer, item, actor)
+            elif message.type is WSMsgType.ERROR:
+                break
     finally:
         if room.agent is peer:
             room.agent = None
@@ -176,14 +202,24 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         await peer.stop()
 
 
+_SCREEN_TYPES = frozenset({FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR})
+
+
 def _route_from_agent(room: Room, data: bytes) -> None:
     frame_type, slot = peek_route(data)
-    if frame_type in (FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR):
+    if frame_type in _SCREEN_TYPES:
         if slot != BROADCAST_SLOT:
             raise BadRequest("screen frames are broadcast (slot 0xFFFF)")
         for viewer in room.frame_targets:
             if viewer.offer(data, frame_type) and room.agent is not None:
                 room.agent.offer(_keyframe_request(viewer.slot), FrameType.KEYFRAME_REQUEST)
+    elif frame_type is FrameType.CHAT and slot in (BROADCAST_SLOT, CUSTOMER_SLOT):
+        # The customer's chat, re-sealed by the agent under the group key, goes to whoever
+        # holds that key; the engineers' chat, sealed to the page's key, to the chat page.
+        targets = room.frame_targets if slot == BROADCAST_SLOT else (room.chat_page,)
+        for target in targets:
+            if target is not None:
+                target.offer(data, frame_type)
     elif frame_type in (FrameType.KEY_WRAP, FrameType.CHAT):
         target = room.viewers.get(slot)
         # A key wrap goes only to a viewer the customer admitted.
@@ -287,6 +323,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         display_name=principal.display_name,
         level=principal.level,
         role=principal.role.value,
+        transport=request.transport,
     )
     actor = room.actor_for(peer, client_addr(request))
     previous = room.viewers.get(slot)
@@ -314,16 +351,23 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     last_drop_audit = 0.0
     dropped = 0
     try:
-        async for item in _messages(ws, "viewer"):
-            if isinstance(item, bytes):
-                if not _route_from_viewer(room, peer, item):
+        # Inlined like the agent's loop: ACKs and input are per-update traffic.
+        limiter = Limiter("viewer")
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                limiter.check_binary()
+                if not _route_from_viewer(room, peer, message.data):
                     dropped += 1
                     if time.monotonic() - last_drop_audit >= DROP_AUDIT_SECONDS:
                         last_drop_audit = time.monotonic()
                         await room.audit(actor, "relay.input_dropped", {"count": dropped})
                         dropped = 0
-            else:
+            elif message.type is WSMsgType.TEXT:
+                limiter.check(False)
+                item = msg.parse_message(message.data, TEXT_LIMIT)
                 await _viewer_text(hub, room, peer, item, actor, services)
+            elif message.type is WSMsgType.ERROR:
+                break
         if ws.close_code == 1000:
             leave_reason = "left"
     finally:
@@ -416,7 +460,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     services = request.app[SERVICES_KEY]
     party = await services.auth.session_principal(_token(request), "customer")
     room = await hub.room_for(party.session_id)
-    peer = Peer(ws, "customer", "customer", CUSTOMER_SLOT, hub.limits)
+    peer = Peer(ws, "customer", "customer", CUSTOMER_SLOT, hub.limits, transport=request.transport)
     actor = room.actor_for(peer, client_addr(request))
     room.customers.add(peer)
     peer.start()
@@ -424,8 +468,11 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     try:
         async for item in _messages(ws, "customer"):
             if isinstance(item, bytes):
-                raise BadRequest("the customer page sends no binary frames")
+                await _route_from_customer(room, peer, item, actor)
+                continue
             match item:
+                case msg.PublicKeyAnnounce(slot=slot) if slot == CUSTOMER_SLOT:
+                    room.customer_key(peer, item)
                 case msg.ConsentRevoke(slot=slot, permission=permission):
                     await _revoke(hub, room, slot, permission.value, actor, by="customer")
                     if room.agent is not None:
@@ -440,7 +487,23 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
                     raise BadRequest(f"the customer page may not send {item.TYPE!r}")
     finally:
         room.customers.discard(peer)
+        room.customer_gone(peer)
         await peer.stop()
+
+
+async def _route_from_customer(room: Room, peer: Peer, data: bytes, actor: Actor) -> None:
+    """Chat from the customer page, sealed to the agent's key: the page's only binary frame."""
+    frame_type, slot = peek_route(data)
+    if frame_type is not FrameType.CHAT:
+        raise BadRequest(f"the customer page may not send {frame_type.name} frames")
+    agent = room.agent
+    # Only the page whose key the agent holds, speaking as the customer slot, reaches it.
+    if slot != CUSTOMER_SLOT or room.chat_page is not peer or agent is None:
+        return
+    envelope = Envelope.parse(data, MAX_MESSAGE["customer"])
+    meta = msg.ChatMeta(CUSTOMER_SLOT, envelope.epoch, envelope.seq, len(data))
+    await room.audit(actor, "session.chat", meta.to_dict())  # recorded, then delivered
+    agent.offer(data, frame_type)
 
 
 def add_relay_routes(app: web.Application) -> None:

@@ -1,8 +1,16 @@
 """One WebSocket in a live session, with its own bounded outgoing queue and sender task.
 
-Whoever relays to a peer only ever calls ``offer``, which never waits: the sender task drains
-the queue at the pace of that peer's socket, so one slow reader cannot hold up the agent or
-the other viewers (``flow.decide`` says what to drop when the queue is full).
+Whoever relays to a peer only ever calls ``offer``, which never waits. While nothing is queued
+and the peer's socket keeps up (its write buffer is at or below the low-water mark), a frame is
+written at once: no queue entry, no task switch, no flow decision. Otherwise it joins the
+queue, which the sender task drains at the pace of that peer's socket, so one slow reader
+cannot hold up the agent or the other viewers (``flow.decide`` says what to drop when the
+queue is full).
+
+Writing at once matters for more than speed: the agent's reader handles every message of a
+socket read (up to 256 KiB, 250 small frames) before the sender tasks get to run, so a queue
+of 8 frames overflowed on bursts even for a fast viewer, and its deltas were dropped
+(docs/benchmarks.md, "Frame path: before and after").
 """
 
 from __future__ import annotations
@@ -11,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Literal
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -22,6 +31,12 @@ from rsb_protocol.messages import Message
 log = logging.getLogger(__name__)
 
 PeerKind = Literal["agent", "viewer", "customer"]
+
+WRITE_BUFFER_HIGH = 256 * 1024
+"""Bytes a socket's transport buffers before it pauses: four 64 KiB frames."""
+WRITE_BUFFER_LOW = 64 * 1024
+"""Below this the transport is writable again, and a frame of up to 192 KiB goes out at once."""
+_WS_HEADER = 10  # the largest server-to-client WebSocket frame header (RFC 6455 section 5.2)
 _FRAMES = DELTAS | {FrameType.KEYFRAME}
 
 
@@ -37,8 +52,17 @@ class Peer:
         display_name: str = "",
         level: str | None = None,
         role: str = "",
+        transport: asyncio.BaseTransport | None = None,
     ) -> None:
         self.ws = ws
+        # The socket whose write buffer decides between writing now and queueing; without
+        # one (tests that build a Peer by hand) every message goes through the queue.
+        self._transport: asyncio.WriteTransport | None = None
+        self._low_water = self._high_water = 0
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
+            self._transport = transport
+            self._low_water, self._high_water = transport.get_write_buffer_limits()
         self.kind = kind
         self.participant = participant
         self.slot = slot
@@ -74,6 +98,9 @@ class Peer:
         if self._closing is not None:
             return False
         size = len(data)
+        if not self._queue and not self.awaiting_keyframe and self._writable(size):
+            _run_now(self.ws.send_bytes(data))
+            return False
         verdict = decide(
             frame_type,
             size,
@@ -100,6 +127,18 @@ class Peer:
         self.dropped += 1
         self.awaiting_keyframe = True
         return True
+
+    def _writable(self, size: int) -> bool:
+        """The socket takes ``size`` more bytes without pausing (so ``send_bytes`` never waits).
+
+        At or below the low-water mark the transport is not paused (it resumes its protocol
+        there), and staying at or below the high-water mark after the write keeps it so.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        buffered = transport.get_write_buffer_size()
+        return buffered <= self._low_water and buffered + size + _WS_HEADER <= self._high_water
 
     def send(self, message: Message) -> None:
         """Queue a control message; never dropped (the peer is closed if even these pile up)."""
@@ -176,3 +215,26 @@ class Peer:
         if self._task is not None:
             self._task.cancel()
             await self.wait_closed()
+
+
+def _run_now(step: Coroutine[Any, Any, None]) -> None:
+    """Run ``WebSocketResponse.send_bytes`` to its end right here, without the event loop.
+
+    With compression off, aiohttp writes the frame to the transport and then suspends only to
+    wait for a paused transport to drain. ``Peer._writable`` checked that the transport is not
+    paused and will not pause on this write, so the coroutine finishes in this one step.
+
+    Raises:
+        RuntimeError: It suspended after all (the transport paused): a broken assumption, which
+            the endpoint's error mapping turns into a 1011 close rather than a silent stall.
+    """
+    try:
+        step.send(None)
+    except StopIteration:
+        return
+    except ConnectionResetError as exc:
+        # The socket is closing under us; the endpoint's receive loop sees it and cleans up.
+        log.debug("write to a closing socket: %s", exc)
+        return
+    step.close()
+    raise RuntimeError("send_bytes waited on a transport that was not paused")

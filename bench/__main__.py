@@ -1,0 +1,158 @@
+"""``python -m bench``: the benchmarks of issue 5, printed and written to docs/benchmarks.md.
+
+    python -m bench                      # everything (about 10 minutes)
+    python -m bench relay latency        # a subset: relay latency fanout idle pipeline setup
+    python -m bench --quick              # fewer rounds, sessions and samples, for development
+    python -m bench --before-tree DIR    # also measure the broker exported into DIR
+
+Everything runs on 127.0.0.1; every process the benchmark starts it stops by its PID. Only a
+run of every part rewrites docs/benchmarks.md and the chart (``--docs`` forces it,
+``--no-docs`` prevents it); results are always saved as JSON under the scratch folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.context import Context, Options
+from bench.loadgen import raise_fd_limit
+from bench.report import Report, save_json, to_markdown, to_text, write_chart
+from bench.servers import PEERS_DIR, REPO
+
+PARTS = ["relay", "latency", "fanout", "idle", "pipeline", "setup"]
+
+PREAMBLE = """\
+Produced by `make bench` (`python -m bench`): every figure below comes from the run
+described under "This run", on loopback, with the relays under test and the load generator in
+separate processes. The machine is small and shared, so each figure is the median of repeated
+rounds with the spread (lowest-highest, n = rounds), and every comparison is a ratio between
+figures taken in the same run, with rounds of the different relays interleaved. How the peers
+were run: `bench/servers.py` (after `../shared/notes/peers.md`). Targets are those of issue 5.
+"""
+
+
+def _runner(name: str) -> Callable[[Context], None]:
+    if name == "relay":
+        from bench.relay_bench import run_throughput
+
+        return run_throughput
+    if name == "latency":
+        from bench.relay_bench import run_latency
+
+        return run_latency
+    if name == "fanout":
+        from bench.relay_bench import run_fanout
+
+        return run_fanout
+    if name == "idle":
+        from bench.relay_bench import run_idle
+
+        return run_idle
+    if name == "pipeline":
+        from bench.agent_pipeline import run_pipeline
+
+        return run_pipeline
+    if name == "setup":
+        from bench.setup_bench import run_setup
+
+        return run_setup
+    raise ValueError(name)
+
+
+def machine_meta(options: Options, parts: list[str], note: str) -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    meta = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.node()}: {cpu}, {platform.system()} {platform.release()}",
+        "CPU count": str(os.cpu_count()),
+        "Python": platform.python_version(),
+        "parts run": ", ".join(parts) + (" (--quick)" if options.quick else ""),
+        "rounds per figure": str(options.rounds),
+        "load average at start": load,
+    }
+    if note:
+        meta["conditions"] = note
+    return meta
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", metavar="PART", help=" ".join(PARTS))
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and sessions")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per figure")
+    parser.add_argument("--window", type=float, default=None, help="seconds per window")
+    parser.add_argument("--before-tree", type=Path, default=None)
+    parser.add_argument("--no-meshcentral", action="store_true")
+    parser.add_argument("--docs", action="store_true", help="write docs/ even for a subset")
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--note", default="", help="conditions of the run, for the page")
+    parser.add_argument("--work", type=Path, default=PEERS_DIR / "run")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    parts = [p for p in PARTS if p in args.parts] or list(PARTS)
+    options = Options(
+        quick=args.quick,
+        rounds=args.rounds or (2 if args.quick else 3),
+        window=args.window or (1.5 if args.quick else 2.0),
+        before_tree=args.before_tree,
+        meshcentral=not args.no_meshcentral,
+    )
+    args.work.mkdir(parents=True, exist_ok=True)
+    limit = raise_fd_limit()
+    ctx = Context(options, args.work, Report())
+    ctx.report.meta = machine_meta(options, parts, args.note)
+    ctx.log(f"benchmark parts: {', '.join(parts)}; open-file limit {limit}; work in {args.work}")
+    started = time.monotonic()
+    failed: dict[str, str] = {}
+    for part in parts:
+        part_started = time.monotonic()
+        try:
+            _runner(part)(ctx)
+        except Exception as exc:  # noqa: BLE001 - report the part as failed, run the others
+            failed[part] = f"{type(exc).__name__}: {exc}"
+            ctx.report.unavailable[part] = f"failed: {failed[part]}"
+            ctx.log(f"{part} FAILED: {failed[part]}")
+        ctx.log(f"{part} took {time.monotonic() - part_started:.0f} s")
+    ctx.report.meta["duration"] = f"{time.monotonic() - started:.0f} s"
+    print()
+    print(to_text(ctx.report))
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    results = args.work / f"results-{stamp}.json"
+    save_json(ctx.report, results)
+    print(f"\nresults: {results}")
+    write_docs = (args.docs or parts == PARTS) and not args.no_docs
+    if write_docs:
+        docs = REPO / "docs"
+        (docs / "benchmarks.md").write_text(to_markdown(ctx.report, PREAMBLE))
+        write_chart(ctx.report, docs / "benchmark-latency.png")
+        print(f"wrote {docs / 'benchmarks.md'} and {docs / 'benchmark-latency.png'}")
+    if failed:
+        print(json.dumps(failed, indent=1), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,516 @@
+"""Relay measurements 1 to 4 of issue 5: throughput, latency, fan-out and idle sessions.
+
+Every relay under test runs in its own process on 127.0.0.1 and the load in another
+(``bench.loadgen``). Rounds are interleaved: round 1 of every relay, then round 2, so a busy
+moment on the shared machine lands on all of them and the ratios stay fair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from bench import servers as srv
+from bench.context import Context, broker_sessions
+from bench.report import ratio_text
+from bench.runner import LoadGen
+from bench.stats import Figure, fmt
+
+SIZES = {"64k": 64 * 1024, "1k": 1024}
+UPDATE_SIZE = 16 * 1024
+UPDATE_RATE = 30.0
+
+
+@contextlib.contextmanager
+def started(ctx: Context, names: list[str]) -> Iterator[dict[str, srv.Server]]:
+    """Start the named relays (skipping, with the reason noted, any that cannot run here).
+
+    Names: ``broker`` (as production starts it), ``broker-lifted`` (per-connection message
+    limits raised, for throughput), ``broker-before`` (the export given by --before-tree,
+    limits raised), ``broker-uvloop``, ``minimal``, ``minimal-uvloop``, ``websockify``,
+    ``meshcentral``.
+    """
+    running: dict[str, srv.Server] = {}
+    work = ctx.work
+    try:
+        for name in names:
+            try:
+                running[name] = _start(ctx, name)
+            except srv.PeerUnavailable as exc:
+                ctx.report.unavailable[name] = str(exc)
+                ctx.log(f"{name} unavailable: {exc}")
+        yield running
+    finally:
+        for server in running.values():
+            server.stop()
+        del work
+
+
+def _start(ctx: Context, name: str) -> srv.Server:
+    work = ctx.work
+    if name == "broker":
+        return srv.start_broker(work, tag="broker")
+    if name == "broker-lifted":
+        return srv.start_broker(work, lift_rate_limits=True, tag="broker-lifted")
+    if name == "broker-uvloop":
+        return srv.start_broker(work, uvloop=True, tag="broker-uvloop")
+    if name == "broker-before":
+        if ctx.options.before_tree is None:
+            raise srv.PeerUnavailable("no --before-tree given")
+        return srv.start_broker(
+            work, lift_rate_limits=True, tag="broker-before", tree=ctx.options.before_tree
+        )
+    if name == "minimal":
+        return srv.start_minimal(work)
+    if name == "minimal-uvloop":
+        return srv.start_minimal(work, uvloop=True)
+    if name == "websockify":
+        sink = srv.free_port()
+        server = srv.start_websockify(work, sink)
+        server.sink_port = sink
+        return server
+    if name == "meshcentral":
+        if not ctx.options.meshcentral:
+            raise srv.PeerUnavailable("skipped (--no-meshcentral)")
+        note = srv.install_meshcentral()
+        ctx.log(f"MeshCentral {srv.MESHCENTRAL_VERSION}: {note}")
+        return srv.start_meshcentral()
+    raise ValueError(f"unknown relay {name!r}")
+
+
+def kind_of(name: str) -> str:
+    return name.split("-")[0]
+
+
+def spec_for(
+    name: str, server: srv.Server, base: dict[str, Any], sessions: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    spec = {"relay": kind_of(name), "port": server.port, **base}
+    if kind_of(name) == "broker":
+        assert sessions is not None
+        spec["sessions"] = sessions[: base["count"]]
+    if name == "websockify":
+        spec["sink_port"] = server.sink_port
+    return spec
+
+
+def interleaved(
+    ctx: Context,
+    gens: dict[str, LoadGen],
+    running: dict[str, srv.Server],
+    record: Callable[[str, dict[str, Any]], None],
+) -> None:
+    for round_no in range(ctx.options.rounds):
+        for name, gen in gens.items():
+            result = gen.window(running[name].relay_process().pid)
+            record(name, result)
+            ctx.log(f"  round {round_no + 1} {name}: {brief(result)}")
+
+
+def brief(result: dict[str, Any]) -> str:
+    text = f"{fmt(result['mb_s'])} MB/s {fmt(result['msgs_s'])} msg/s"
+    if "latency" in result:
+        lat = result["latency"]
+        text += f" p50 {lat['p50']:.3f} p99 {lat['p99']:.3f} p99.9 {lat['p99.9']:.3f} ms"
+    text += f" relay cpu {result['relay_cpu'] or 0:.2f} gen cpu {result['gen_cpu']:.2f}"
+    if result.get("gaps"):
+        text += f" dropped {result['gaps']}"
+    if result.get("closed"):
+        text += f" closed {result['closed']} {result['close_codes']}"
+    return text
+
+
+def _stop_all(gens: dict[str, LoadGen]) -> None:
+    for gen in gens.values():
+        gen.stop()
+
+
+# --- 1. throughput ------------------------------------------------------------------------------
+
+
+def run_throughput(ctx: Context) -> None:
+    report = ctx.report
+    names = ["broker-lifted", "minimal", "websockify", "meshcentral"]
+    if ctx.options.before_tree:
+        names.insert(1, "broker-before")
+    with started(ctx, names) as running:
+        for label, size in SIZES.items():
+            ctx.log(f"throughput, {label} messages")
+            gens: dict[str, LoadGen] = {}
+            try:
+                for name, server in running.items():
+                    sessions = broker_sessions(server, 1) if kind_of(name) == "broker" else None
+                    base = {"mode": "throughput", "size": size, "count": 1}
+                    base["duration"] = ctx.options.window
+                    gens[name] = LoadGen(spec_for(name, server, base, sessions))
+
+                def record(name: str, result: dict[str, Any], label: str = label) -> None:
+                    key = f"relay.{label}.{_short(name)}"
+                    report.figure(f"{key}.mb_s", "MB/s").add(result["mb_s"])
+                    report.figure(f"{key}.msgs_s", "msg/s").add(result["msgs_s"])
+                    report.figure(f"{key}.cpu", "core").add(result["relay_cpu"] or 0.0)
+                    report.figure(f"{key}.gen_cpu", "core").add(result["gen_cpu"])
+                    report.figure(f"{key}.dropped").add(result["gaps"])
+
+                interleaved(ctx, gens, running, record)
+            finally:
+                _stop_all(gens)
+    _throughput_table(ctx, [_short(n) for n in names])
+
+
+def _short(name: str) -> str:
+    """Figure keys name the broker as it ships ("broker"), whatever variant measured it."""
+    return "broker" if name == "broker-lifted" else name
+
+
+def _throughput_table(ctx: Context, names: list[str]) -> None:
+    report = ctx.report
+    section = report.section(
+        "relay",
+        "1. Relay throughput, one agent to one viewer",
+        ["relay", "64 KiB: MB/s", "64 KiB: broker/this", "1 KiB: msg/s", "1 KiB: broker/this"]
+        + ["relay CPU (64 KiB / 1 KiB)", "load generator CPU", "dropped msgs"],
+    )
+    for name in names:
+        k64, k1 = f"relay.64k.{name}", f"relay.1k.{name}"
+        if not report.get(f"{k64}.mb_s"):
+            continue
+        cpu = f"{fmt(report.get(f'{k64}.cpu').median)} / {fmt(report.get(f'{k1}.cpu').median)}"
+        gen = f"{fmt(report.get(f'{k64}.gen_cpu').median)} / "
+        gen += fmt(report.get(f"{k1}.gen_cpu").median)
+        dropped = f"{fmt(sum(report.get(f'{k64}.dropped').values))} / "
+        dropped += fmt(sum(report.get(f"{k1}.dropped").values))
+        section.rows.append(
+            [
+                name,
+                report.get(f"{k64}.mb_s").text(),
+                ratio_text(report.ratio("relay.64k.broker.mb_s", f"{k64}.mb_s")),
+                report.get(f"{k1}.msgs_s").text(),
+                ratio_text(report.ratio("relay.1k.broker.msgs_s", f"{k1}.msgs_s")),
+                cpu,
+                gen,
+                dropped,
+            ]
+        )
+    section.notes += [
+        "The agent writes as fast as it may: the 1:1 relays pace it by TCP back-pressure, the "
+        "broker by ACK credits (4 MiB in flight, viewers acknowledge through the broker). "
+        "Throughput is what the viewer received, in 10^6 bytes/s.",
+        "The broker runs with its per-connection message limits lifted (5,000 msg/s for an "
+        "agent as shipped), so that the figure is the relay's ceiling rather than the limit.",
+        "CPU is in cores (1.0 = one core busy) over the measured window; a relay below 1.0 "
+        "was not the bottleneck (the load generator, or the other work on the machine, was).",
+    ]
+
+
+# --- 2. latency ---------------------------------------------------------------------------------
+
+
+def session_counts(ctx: Context) -> list[int]:
+    return [1, 50] if ctx.options.quick else [1, 100, 500]
+
+
+def run_latency(ctx: Context) -> None:
+    report = ctx.report
+    counts = session_counts(ctx)
+    peers_at = 50 if ctx.options.quick else 200
+    names = ["broker", "minimal", "meshcentral", "broker-uvloop", "minimal-uvloop"]
+    if ctx.options.before_tree:
+        names.insert(1, "broker-before")
+    with started(ctx, names) as running:
+        plans: list[tuple[str, int, int, float, list[str]]] = [
+            ("rate1000", 1, 1024, 1000.0, ["broker", "broker-before", "minimal", "meshcentral"]),
+        ]
+        for count in sorted({*counts, peers_at}):
+            wanted = names if count == peers_at else ["broker", "minimal"]
+            plans.append((f"s{count}", count, UPDATE_SIZE, UPDATE_RATE, wanted))
+        # Fresh sessions for every load: a session's agent and viewers reconnecting at once
+        # would measure the resume path instead.
+        pools = {
+            name: iter(broker_sessions(server, sum(p[1] for p in plans if name in p[4])))
+            for name, server in running.items()
+            if kind_of(name) == "broker"
+        }
+        for tag, count, size, rate, wanted in plans:
+            ctx.log(f"latency {tag}: {count} sessions x {rate:.0f} msg/s x {size} B")
+            gens: dict[str, LoadGen] = {}
+            try:
+                for name in wanted:
+                    server = running.get(name)
+                    if server is None:
+                        continue
+                    base = {"mode": "paced", "size": size, "rate": rate, "count": count}
+                    base["duration"] = ctx.options.window * 1.5
+                    pool = pools.get(name)
+                    fresh = [next(pool) for _ in range(count)] if pool else None
+                    gens[name] = LoadGen(spec_for(name, server, base, fresh))
+
+                def record(
+                    name: str, result: dict[str, Any], tag: str = tag, n: int = count
+                ) -> None:
+                    key = f"latency.{tag}.{name}"
+                    lat = result.get("latency") or {}
+                    for pct in ("p50", "p99", "p99.9"):
+                        if pct in lat:
+                            report.figure(f"{key}.{pct}", "ms").add(lat[pct])
+                    report.figure(f"{key}.cpu", "core").add(result["relay_cpu"] or 0.0)
+                    report.figure(f"{key}.cpu_per_session", "% core").add(
+                        100 * (result["relay_cpu"] or 0.0) / n
+                    )
+                    report.figure(f"{key}.msgs_s", "msg/s").add(result["msgs_s"])
+                    report.figure(f"{key}.dropped").add(result["gaps"])
+
+                interleaved(ctx, gens, running, record)
+            finally:
+                _stop_all(gens)
+    _latency_tables(ctx, counts, peers_at, names)
+
+
+def _latency_tables(ctx: Context, counts: list[int], peers_at: int, names: list[str]) -> None:
+    report = ctx.report
+    g = report.get
+    section = report.section(
+        "latency",
+        "2. Relay latency, agent to viewer",
+        ["load", "relay", "p50 ms", "p99 ms", "p99.9 ms", "p99: this/minimal"]
+        + ["relay CPU", "CPU per session", "dropped"],
+    )
+    tags = ["rate1000"] + [f"s{c}" for c in sorted({*counts, peers_at})]
+    for tag in tags:
+        load = (
+            "1 session, 1 KiB at 1,000 msg/s"
+            if tag == "rate1000"
+            else (f"{tag[1:]} sessions x 30/s x 16 KiB")
+        )
+        for name in names:
+            key = f"latency.{tag}.{name}"
+            if not g(f"{key}.p50"):
+                continue
+            base = "minimal-uvloop" if name.endswith("uvloop") else "minimal"
+            section.rows.append(
+                [
+                    load,
+                    name,
+                    g(f"{key}.p50").text(),
+                    g(f"{key}.p99").text(),
+                    g(f"{key}.p99.9").text(),
+                    ratio_text(report.ratio(f"{key}.p99", f"latency.{tag}.{base}.p99")),
+                    g(f"{key}.cpu").text(),
+                    g(f"{key}.cpu_per_session").text(),
+                    fmt(sum(g(f"{key}.dropped").values)),
+                ]
+            )
+            if tag != "rate1000":
+                sessions = tag[1:]
+                point = {p: g(f"{key}.{p}").median for p in ("p50", "p99", "p99.9")}
+                report.chart.setdefault(name, {})[sessions] = point
+    section.notes += [
+        "Latency is one-way, agent to viewer, through the relay: each message carries its send "
+        "time and both ends run in the load-generator process (same clock). Sends are spread "
+        "evenly over time across sessions.",
+        "p99 this/minimal is the broker-added latency: the ratio to the minimal aiohttp relay "
+        "under the same load in the same round (uvloop rows against minimal-uvloop).",
+        "CPU per session is the relay's CPU over the window divided by the sessions, in % of "
+        "one core.",
+    ]
+
+
+# --- 3. fan-out ---------------------------------------------------------------------------------
+
+
+def viewer_counts(ctx: Context) -> list[int]:
+    return [1, 5] if ctx.options.quick else [1, 5, 20]
+
+
+def run_fanout(ctx: Context) -> None:
+    report = ctx.report
+    counts = viewer_counts(ctx)
+    with started(ctx, ["broker-lifted", "minimal"]) as running:
+        broker = running["broker-lifted"]
+        per_config = 2 * len(counts) * 2
+        sessions = broker_sessions(broker, per_config, viewers=max(counts) + 1, prefix="fan")
+        next_session = iter(sessions)
+        rss_before = broker.rss()
+        for viewers in counts:
+            ctx.log(f"fan-out to {viewers} viewers")
+            gens: dict[str, LoadGen] = {}
+            try:
+                for mode in ("throughput", "paced"):
+                    for stalled in (0, 1):
+                        base: dict[str, Any] = {"mode": mode, "size": UPDATE_SIZE, "count": 1}
+                        base |= {"viewers": viewers + stalled, "stalled": stalled}
+                        base |= {"rate": 200.0, "duration": ctx.options.window}
+                        spec = spec_for("broker", broker, base, [next(next_session)])
+                        gens[f"{mode}-{'stalled' if stalled else 'clear'}"] = LoadGen(spec)
+                minimal_spec = {"mode": "throughput", "size": UPDATE_SIZE, "count": 1}
+                minimal_spec |= {"viewers": viewers, "duration": ctx.options.window}
+                gens["minimal"] = LoadGen(
+                    spec_for("minimal", running["minimal"], minimal_spec, None)
+                )
+                pids = {name: broker.pid for name in gens} | {"minimal": running["minimal"].pid}
+                for round_no in range(ctx.options.rounds):
+                    for name, gen in gens.items():
+                        result = gen.window(pids[name])
+                        ctx.log(f"  round {round_no + 1} {name}: {brief(result)}")
+                        _record_fanout(ctx, viewers, name, result)
+            finally:
+                _stop_all(gens)
+        rss_after = broker.rss()
+        report.figure("fanout.rss_growth_mib", "MiB").add((rss_after - rss_before) / 2**20)
+    _fanout_table(ctx, counts)
+
+
+def _record_fanout(ctx: Context, viewers: int, name: str, result: dict[str, Any]) -> None:
+    report = ctx.report
+    per_viewer = result["per_viewer_mb_s"]
+    if name == "minimal":
+        report.figure(f"fanout.v{viewers}.minimal.mb_s", "MB/s").add(statistics.median(per_viewer))
+        return
+    mode, condition = name.split("-")
+    key = f"fanout.v{viewers}.{condition}"
+    if mode == "throughput":
+        report.figure(f"{key}.mb_s", "MB/s").add(statistics.median(per_viewer))
+        report.figure(f"{key}.min_mb_s", "MB/s").add(min(per_viewer))
+        report.figure(f"{key}.cpu", "core").add(result["relay_cpu"] or 0.0)
+        if result["stalled_mb_s"]:
+            report.figure(f"{key}.stalled_viewer_mb_s", "MB/s").add(result["stalled_mb_s"][0])
+    elif "latency" in result:
+        report.figure(f"{key}.p50", "ms").add(result["latency"]["p50"])
+        report.figure(f"{key}.p99", "ms").add(result["latency"]["p99"])
+
+
+def _fanout_table(ctx: Context, counts: list[int]) -> None:
+    report = ctx.report
+    g = report.get
+    section = report.section(
+        "fanout",
+        "3. Fan-out: one agent to many viewers, 16 KiB updates",
+        ["viewers", "stalled viewer", "per-viewer MB/s (median)", "slowest viewer MB/s"]
+        + ["with stall / without", "p50 ms at 200 msg/s", "p99 ms at 200 msg/s", "relay CPU"]
+        + ["minimal relay per-viewer MB/s"],
+    )
+    for viewers in counts:
+        for condition in ("clear", "stalled"):
+            key = f"fanout.v{viewers}.{condition}"
+            if not g(f"{key}.mb_s"):
+                continue
+            section.rows.append(
+                [
+                    str(viewers),
+                    "yes (reads nothing)" if condition == "stalled" else "no",
+                    g(f"{key}.mb_s").text(),
+                    g(f"{key}.min_mb_s").text(),
+                    ratio_text(
+                        report.ratio(
+                            f"fanout.v{viewers}.stalled.mb_s", f"fanout.v{viewers}.clear.mb_s"
+                        )
+                    )
+                    if condition == "stalled"
+                    else "",
+                    g(f"{key}.p50").text(),
+                    g(f"{key}.p99").text(),
+                    g(f"{key}.cpu").text(),
+                    g(f"fanout.v{viewers}.minimal.mb_s").text() if condition == "clear" else "",
+                ]
+            )
+    growth = g("fanout.rss_growth_mib")
+    section.notes += [
+        "Throughput rows: the agent sends as fast as ACK credits allow; paced rows: 200 "
+        "updates/s, for latency. The stalled viewer is admitted like the others, then stops "
+        "reading; the broker drops its deltas and asks the agent for a keyframe.",
+        f"Broker memory growth over all fan-out runs, stalled viewers included: "
+        f"{growth.text() if growth else 'n/a'} (each viewer's queue is bounded: 8 frames or "
+        "4 MiB, plus a 256 KiB socket buffer).",
+        "The minimal relay awaits each viewer in turn, so one stalled viewer would stop every "
+        "other one; it is shown without a stall.",
+    ]
+
+
+# --- 4. idle sessions ---------------------------------------------------------------------------
+
+
+def idle_counts(ctx: Context) -> list[int]:
+    return [200, 1000] if ctx.options.quick else [1000, 5000]
+
+
+def _rss_settled(server: srv.Server, samples: int = 3) -> int:
+    values = []
+    for _ in range(samples):
+        time.sleep(0.5)
+        values.append(server.rss())
+    return int(statistics.median(values))
+
+
+def run_idle(ctx: Context) -> None:
+    report = ctx.report
+    counts = idle_counts(ctx)
+    for name in ("broker", "minimal"):
+        with started(ctx, [name]) as running:
+            server = running[name]
+            sessions = broker_sessions(server, counts[-1]) if name == "broker" else None
+            baseline = _rss_settled(server)
+            gens: list[LoadGen] = []
+            try:
+                connected = 0
+                for count in counts:
+                    chunk = count - connected
+                    ctx.log(f"idle {name}: connecting {chunk} more sessions ({count} in all)")
+                    base = {"mode": "idle", "count": chunk, "offset": connected}
+                    spec = spec_for(
+                        name, server, base, sessions[connected:count] if sessions else None
+                    )
+                    gen = LoadGen(spec, setup_timeout=600)
+                    gens.append(gen)
+                    connected = count
+                    rss = _rss_settled(server)
+                    per = (rss - baseline) / count / 1024
+                    report.figure(f"idle.s{count}.{name}.kib", "KiB").add(per)
+                    report.figure(f"idle.s{count}.{name}.rss_mib", "MiB").add(rss / 2**20)
+                    report.figure(f"idle.s{count}.{name}.connect_s", "s").add(gen.setup_seconds)
+                    ctx.log(f"  {count} sessions: RSS {rss / 2**20:.0f} MiB, {per:.1f} KiB each")
+                report.figure(f"idle.{name}.baseline_mib", "MiB").add(baseline / 2**20)
+            finally:
+                for gen in gens:
+                    gen.stop()
+    _idle_table(ctx, counts)
+
+
+def _idle_table(ctx: Context, counts: list[int]) -> None:
+    report = ctx.report
+    g = report.get
+    section = report.section(
+        "idle",
+        "4. Idle sessions: memory",
+        ["sessions", "relay", "RSS MiB", "KiB per session", "this/minimal", "connect time s"],
+    )
+    for count in counts:
+        for name in ("broker", "minimal"):
+            key = f"idle.s{count}.{name}"
+            if not g(f"{key}.kib"):
+                continue
+            section.rows.append(
+                [
+                    f"{count:,}",
+                    name,
+                    g(f"{key}.rss_mib").text(),
+                    g(f"{key}.kib").text(),
+                    ratio_text(report.ratio(f"{key}.kib", f"idle.s{count}.minimal.kib")),
+                    g(f"{key}.connect_s").text(),
+                ]
+            )
+    section.notes += [
+        "A session is an agent and one viewer connected, consent granted, nothing flowing. "
+        "Per session = (RSS with N sessions - RSS before any connected) / N; the broker's "
+        "sessions were created through the API before the baseline was read, so the "
+        "database's share is not counted.",
+        "The file-descriptor limit is raised to the hard limit by the benchmark itself "
+        "(broker, minimal relay and load generator inherit or set it).",
+        "The minimal relay's figure is per pair of sockets with nothing else: the floor for "
+        "any relay on aiohttp.",
+    ]
+
+
+__all__ = ["Figure", "run_fanout", "run_idle", "run_latency", "run_throughput"]
