@@ -6,6 +6,12 @@ for an epoch newer than the one it holds, so restarting at 1 would lock everyone
 slots get the key is not decided here: `rekey` is handed the consent machine's
 `admitted_viewers()`, and a slot without consent never gets a wrap or a pairwise channel, so
 it has no key to read frames with and none to send input under (docs/protocol.md, "Epochs").
+
+The customer's web page (slot `CUSTOMER_SLOT`) gets a pairwise channel too, for chat only. It
+never receives the group key and never leaves the session the way an engineer does, so its
+channel stays at epoch 1 for as long as the page keeps its key; the channel is kept even while
+the page is away, because rebuilding it for the same key would restart its counters and reuse
+nonces (docs/protocol.md, "The customer page's chat channel").
 """
 
 from __future__ import annotations
@@ -14,14 +20,20 @@ from collections.abc import Collection, Sequence
 
 from rsb_protocol.e2e import GroupSender, KeyPair, PairwiseChannel, PublicKey, Side
 from rsb_protocol.errors import UnsupportedAlgorithm
-from rsb_protocol.framing import AGENT_SLOT, MAX_VIEWER_SLOT
+from rsb_protocol.framing import AGENT_SLOT, CUSTOMER_SLOT, MAX_VIEWER_SLOT
 from rsb_protocol.messages import KeyAlgorithm, PublicKeyAnnounce
 from rsb_protocol.readback import ReadbackString, readback
 
-__all__ = ["DEFAULT_ALGORITHMS", "Keyring"]
+__all__ = ["CUSTOMER_CHANNEL_EPOCH", "DEFAULT_ALGORITHMS", "MAX_CUSTOMER_KEYS", "Keyring"]
 
 DEFAULT_ALGORITHMS = (KeyAlgorithm.X25519, KeyAlgorithm.P256)
 """One pair each, so a console whose browser lacks X25519 can still use P-256."""
+
+CUSTOMER_CHANNEL_EPOCH = 1
+"""The customer page holds no group key and never learns the epoch: its channel stays at 1."""
+
+MAX_CUSTOMER_KEYS = 32
+"""Page keys one run keeps a channel for (one per page load); more are refused, not evicted."""
 
 
 class Keyring:
@@ -45,6 +57,10 @@ class Keyring:
         self._peers: dict[int, PublicKey] = {}
         self._channels: dict[int, tuple[PublicKey, PairwiseChannel]] = {}
         self._recording: PublicKey | None = None
+        # Page key (raw bytes) -> its channel, for the whole run; `_customer` is the page
+        # connected now, whose key the read-back covers.
+        self._customer_channels: dict[tuple[KeyAlgorithm, bytes], PairwiseChannel] = {}
+        self._customer: PublicKey | None = None
 
     @property
     def sender(self) -> GroupSender:
@@ -97,9 +113,50 @@ class Keyring:
         self._recording = key
 
     def forget(self, slot: int) -> None:
-        """Drop a viewer's key and channel (it left, or another participant took the slot)."""
+        """Drop a viewer's key and channel (it left, or another participant took the slot).
+
+        For the customer page only its key leaves the read-back: the channel is kept in case
+        the same page (same key) comes back.
+        """
+        if slot == CUSTOMER_SLOT:
+            self._customer = None
+            return
         self._peers.pop(slot, None)
         self._channels.pop(slot, None)
+
+    def learn_customer_key(self, key: PublicKey) -> bool:
+        """Remember the customer page's key and open (or reopen) its chat channel.
+
+        Args:
+            key: The key the page announced for `CUSTOMER_SLOT`.
+
+        Returns:
+            True if the read-back changes (no page key before, or another one).
+
+        Raises:
+            E2EError: No pair of that algorithm, or key agreement fails; nothing is stored.
+            ValueError: This run already opened `MAX_CUSTOMER_KEYS` page channels.
+        """
+        index = (key.algorithm, key.raw)
+        if index not in self._customer_channels:
+            if len(self._customer_channels) >= MAX_CUSTOMER_KEYS:
+                raise ValueError("too many customer page keys in this run")
+            self._customer_channels[index] = PairwiseChannel(
+                self._session_id,
+                self._own(key),
+                key,
+                CUSTOMER_SLOT,
+                Side.AGENT,
+                CUSTOMER_CHANNEL_EPOCH,
+            )
+        changed = self._customer != key
+        self._customer = key
+        return changed
+
+    def customer_channel(self) -> PairwiseChannel | None:
+        """The chat channel of the customer page connected now, or None."""
+        key = self._customer
+        return None if key is None else self._customer_channels[(key.algorithm, key.raw)]
 
     def has_key(self, slot: int) -> bool:
         """True once the viewer in `slot` announced a usable key."""
@@ -148,6 +205,8 @@ class Keyring:
         keys = [pair.public for pair in self._pairs.values()] + list(self._peers.values())
         if self._recording is not None:
             keys.append(self._recording)
+        if self._customer is not None:
+            keys.append(self._customer)
         return readback(self._session_id, keys)
 
     def _own(self, key: PublicKey) -> KeyPair:

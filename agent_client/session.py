@@ -7,6 +7,11 @@ and `_apply` carries it out: messages out, prompts, a new key epoch wrapped only
 viewers, a keyframe. Screen frames come from `ScreenLoop`, input goes through `InputGate`;
 both consult the consent record themselves right before acting.
 
+The agent is also the customer side's end of chat. The customer's web page seals its chat
+to the agent on a pairwise channel (slot `CUSTOMER_SLOT`); the agent shows it, and re-seals it
+under the group key to the engineers who may see the screen. An engineer's chat is shown and
+sealed again to the page's channel with the engineer's name. The broker relays only ciphertext.
+
 Nothing leaves the agent before consent except `hello` and its public keys: no frame is
 captured until a viewer the customer admitted holds the group key. A dropped connection is
 retried with jittered exponential backoff (0.5 s doubling to 10 s) with the same token; grants
@@ -17,6 +22,7 @@ uses for "do not come back" (session ended, token refused, replaced, ...) end th
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import struct
@@ -45,7 +51,14 @@ from agent_client.transport import (
 )
 from rsb_protocol.e2e import PublicKey
 from rsb_protocol.errors import E2EError, ProtocolError, VersionMismatch
-from rsb_protocol.framing import AGENT_SLOT, RECORDING_SLOT, Envelope, FrameType, peek_route
+from rsb_protocol.framing import (
+    AGENT_SLOT,
+    CUSTOMER_SLOT,
+    RECORDING_SLOT,
+    Envelope,
+    FrameType,
+    peek_route,
+)
 from rsb_protocol.messages import (
     ConsentRequest,
     ConsentRevoke,
@@ -71,6 +84,8 @@ log = logging.getLogger(__name__)
 
 _SEQ = struct.Struct(">Q")
 _SEQ_OFFSET = 10  # the header's seq field (rsb_protocol.framing: format >BBBBHIQ)
+MAX_CHAT_CHARS = 4000
+"""Longest chat text the agent shows or passes on; the console and the page send less."""
 
 
 class ExitStatus(IntEnum):
@@ -385,6 +400,9 @@ class AgentSession:
             log.debug("ignored %s frame", frame_type.name)
 
     def _on_chat(self, slot: int, data: bytes) -> None:
+        if slot == CUSTOMER_SLOT:
+            self._on_customer_chat(data)
+            return
         channel = self.keyring.channel(slot)  # only admitted viewers have one
         if channel is None:
             return
@@ -394,7 +412,38 @@ class AgentSession:
             log.warning("chat from slot %d dropped: %s", slot, exc)
             return
         name = self.consent.display_name(slot) or f"slot {slot}"
-        self._prompt.notice(f"{name}: {plaintext.decode('utf-8', 'replace')[:2000]}")
+        text = plaintext.decode("utf-8", "replace")[:MAX_CHAT_CHARS]
+        self._prompt.notice(f"{name}: {text}")
+        self._chat_to_customer_page(name, text)
+
+    def _on_customer_chat(self, data: bytes) -> None:
+        """Chat from the customer's web page: show it, pass it on to the engineers."""
+        channel = self.keyring.customer_channel()
+        if channel is None:
+            return
+        try:
+            _, plaintext = channel.open(data, self.options.max_message)
+        except ProtocolError as exc:
+            log.warning("chat from the customer page dropped: %s", exc)
+            return
+        text = plaintext.decode("utf-8", "replace")[:MAX_CHAT_CHARS]
+        self._prompt.notice(f"You (web page): {text}")
+        if not self.frames_allowed():
+            # Only engineers who may see the screen hold the group key (and the broker relays
+            # group frames only to them): nobody could read it now. The page says so too.
+            self._prompt.notice("(No engineer can read chat right now.)")
+            return
+        # Under the group key, as screen frames: every group CHAT comes from the customer.
+        frame = self.keyring.sender.seal_update(FrameType.CHAT, text.encode("utf-8"))
+        self.outbox.put(frame, Kind.FRAME)
+
+    def _chat_to_customer_page(self, name: str, text: str) -> None:
+        channel = self.keyring.customer_channel()
+        if channel is None:
+            return  # no page open: the customer reads it in this prompt
+        payload = json.dumps({"from": name, "text": text}, ensure_ascii=False)
+        # The page's channel outlives reconnects (one fixed epoch), so the frame may wait.
+        self.outbox.put(channel.seal(FrameType.CHAT, payload.encode("utf-8")), Kind.CONTROL)
 
     def _on_state(self, message: State) -> Change:
         return self.consent.observe_state(
@@ -422,6 +471,10 @@ class AgentSession:
             if slot == RECORDING_SLOT:
                 self.keyring.learn_recording_key(key)
                 return NOTHING
+            if slot == CUSTOMER_SLOT:
+                if not self.keyring.learn_customer_key(key):
+                    return NOTHING  # the same page again: same channel, same words
+                return self._customer_page_changed()
             if slot == AGENT_SLOT or self.consent.participant(slot) is None:
                 return NOTHING  # our own key echoed, or nobody joined in that slot
             changed = self.keyring.learn(slot, key)
@@ -440,6 +493,13 @@ class AgentSession:
                 notices=(f"{name} reconnected with a new key; read-back words now: {words}",),
             )
         return NOTHING
+
+    def _customer_page_changed(self) -> Change:
+        text = "Chat from the web page is open."
+        if self.consent.admitted_viewers() or self._parked or self.consent.pending():
+            # The page's key is part of the read-back: tell the customer the words changed.
+            text += f" Read-back words now: {' '.join(self.keyring.readback().words)}"
+        return Change(notices=(text,))
 
     def _unless_own(self, message: Pause | Resume, apply: Callable[[], Change]) -> Change:
         # The broker echoes our own pause and resume; only the customer page's count here.

@@ -12,7 +12,8 @@ Header, network byte order, ``struct`` format ``>BBBBHIQ``::
     1       1     type       FrameType
     2       1     flags      Flags; bits this version does not define are rejected
     3       1     reserved   must be 0
-    4       2     slot       participant slot: 0 agent, 1..0xFFFD viewers, 0xFFFE recording,
+    4       2     slot       participant slot: 0 agent, 1..0xFFFC viewers, 0xFFFD the
+                             customer page (chat only), 0xFFFE recording,
                              0xFFFF all viewers (sender slot on viewer frames, recipient slot
                              on agent frames)
     6       4     epoch      key epoch the payload is sealed under (0: no key, clear frames)
@@ -38,6 +39,7 @@ __all__ = [
     "peek_seq",
     "BROADCAST_SLOT",
     "CLEAR_TYPES",
+    "CUSTOMER_SLOT",
     "DEFAULT_MAX_FRAME_SIZE",
     "HEADER_SIZE",
     "MAX_VIEWER_SLOT",
@@ -63,6 +65,8 @@ HEADER_SIZE = _HEADER.size
 
 AGENT_SLOT = 0
 MAX_VIEWER_SLOT = 0xFFFD
+CUSTOMER_SLOT = 0xFFFD
+"""The customer's web page: chat only, pairwise with the agent; never a viewer's slot."""
 RECORDING_SLOT = 0xFFFE
 BROADCAST_SLOT = 0xFFFF
 

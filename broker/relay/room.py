@@ -22,11 +22,17 @@ from broker.sessions import machine as m
 from broker.sessions.participants import Phase
 from broker.types import CaseNumber, Level, ParticipantId, Permission, SessionId
 from rsb_protocol import messages as msg
-from rsb_protocol.framing import AGENT_SLOT
+from rsb_protocol.framing import AGENT_SLOT, CUSTOMER_SLOT
 
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[Actor, str, Mapping[str, Any]], Awaitable[None]]
+
+_CUSTOMER_JOIN = msg.Join(CUSTOMER_SLOT, "customer", "Customer", msg.Role.CUSTOMER)
+
+
+def _customer_leave(reason: str) -> msg.Leave:
+    return msg.Leave(CUSTOMER_SLOT, "customer", reason)
 
 
 class Room:
@@ -48,6 +54,9 @@ class Room:
         self.agent: Peer | None = None
         self.viewers: dict[int, Peer] = {}
         self.customers: set[Peer] = set()
+        # The customer page whose key the agent and engineers hold: the one that announced
+        # last. Chat from and to the customer goes through it only (docs/protocol.md).
+        self.chat_page: Peer | None = None
         # One key per slot *and algorithm*: the agent announces X25519 and P-256 so a console
         # without X25519 can still join; keeping only the last one locked X25519 viewers out.
         self.public_keys: dict[tuple[int, str], msg.PublicKeyAnnounce] = {}
@@ -214,11 +223,52 @@ class Room:
         for other in self.viewers.values():
             if other is not peer:
                 peer.send(self.join_message(other))
+        if self.chat_page is not None and peer.kind != "customer":
+            peer.send(_CUSTOMER_JOIN)
         # Only keys of who is here now: a departed viewer's key would skew the read-back words.
         present = set(self.viewers) | ({AGENT_SLOT} if self.agent is not None else set())
+        if self.chat_page is not None:
+            present.add(CUSTOMER_SLOT)
         for (slot, _), key in sorted(self.public_keys.items()):
             if slot != peer.slot and slot in present:
                 peer.send(key)
+
+    # --- the customer page's chat key -----------------------------------------------------
+
+    def customer_key(self, page: Peer, key: msg.PublicKeyAnnounce) -> None:
+        """A customer page announced its key: it now holds the customer's chat.
+
+        The agent and the engineers see the customer slot as a participant (``join``, then
+        the key), so their read-back covers the page's key exactly while it is here, with no
+        change to how they count keys. A different key first ends the previous one (``leave``):
+        a viewer keeps one key per slot and algorithm, and two page keys would skew its words.
+        """
+        current = [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]
+        if self.chat_page is page and [self.public_keys[i] for i in current] == [key]:
+            return
+        if self.chat_page is not None:
+            self._tell_staff_and_agent(_customer_leave("replaced by another page"))
+        for index in current:
+            del self.public_keys[index]
+        self.public_keys[CUSTOMER_SLOT, key.algorithm.value] = key
+        self.chat_page = page
+        self._tell_staff_and_agent(_CUSTOMER_JOIN)
+        self._tell_staff_and_agent(key)
+
+    def customer_gone(self, page: Peer) -> None:
+        """A customer page disconnected; if it held the chat, its key leaves the session."""
+        if self.chat_page is not page:
+            return
+        self.chat_page = None
+        for index in [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]:
+            del self.public_keys[index]
+        self._tell_staff_and_agent(_customer_leave("page closed"))
+
+    def _tell_staff_and_agent(self, message: msg.Message) -> None:
+        # Customer pages are left out: the page's own key is never echoed to a page.
+        for peer in self.everyone():
+            if peer.kind != "customer":
+                peer.send(message)
 
     def join_message(self, peer: Peer) -> msg.Join:
         return msg.Join(

@@ -18,6 +18,7 @@ from broker.sessions.participants import Phase
 from broker.store.records import AuditQuery
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import PublicKey
+from rsb_protocol.framing import CUSTOMER_SLOT
 from rsb_protocol.readback import readback
 from tests.e2e.conftest_pages import (
     CASE,
@@ -190,10 +191,14 @@ async def test_live_state_read_back_and_the_customers_buttons(site: Site, tabs: 
     room = site.hub.room(opened.session_id)
     assert room is not None and room.phase is Phase.OBSERVING
 
-    # The page shows the same read-back words as the Python reference over the same keys.
+    # The page shows the same read-back words as the Python reference over the same keys:
+    # the agent's, the engineer's, and the page's own chat key, which the broker relayed.
     agent_key = agent.keys.public
     viewer_key = PublicKey.from_announce(agent.viewer_key(viewer.slot) or _missing())
-    expected = readback(opened.session_id, [agent_key, viewer_key])
+    page_key = PublicKey.from_announce(
+        await agent.peer.wait(lambda: agent.viewer_key(CUSTOMER_SLOT))
+    )
+    expected = readback(opened.session_id, [agent_key, viewer_key, page_key])
     await expect(page.locator("#readback-words")).to_have_attribute(
         "data-words", " ".join(expected.words)
     )

@@ -31,7 +31,7 @@ from agent_client.session_rules import CloseVerdict, close_verdict, reconnect_de
 from agent_client.transport import Transport, TransportClosed, websocket_connector
 from rsb_protocol.e2e import GroupReceiver, KeyPair, PairwiseChannel, PublicKey, Side
 from rsb_protocol.errors import ProtocolError, UnknownEpoch
-from rsb_protocol.framing import Envelope, FrameType
+from rsb_protocol.framing import BROADCAST_SLOT, CUSTOMER_SLOT, Envelope, Flags, FrameType
 from rsb_protocol.messages import (
     ConsentGrant,
     ConsentRequest,
@@ -187,6 +187,7 @@ class Viewer:
     channel: PairwiseChannel | None = None
     opened: list[FrameType] = field(default_factory=list)
     refused: list[type[Exception]] = field(default_factory=list)
+    chats: list[bytes] = field(default_factory=list)
 
     def messages(self, permission: Permission = Permission.VIEW) -> list[Message]:
         return [
@@ -213,8 +214,10 @@ class Viewer:
         try:
             if self.receiver is None:
                 raise UnknownEpoch("no key")
-            self.receiver.open(data)
+            plaintext = self.receiver.open(data)[1]
             self.opened.append(envelope.frame_type)
+            if envelope.frame_type is FrameType.CHAT:
+                self.chats.append(plaintext)
         except ProtocolError as exc:
             self.refused.append(type(exc))
 
@@ -532,3 +535,120 @@ async def test_the_terminal_prompt_answers_and_commands_from_stdin() -> None:
     assert "CONTROL your mouse and keyboard" in text and "YES: this session is recorded" in text
     assert " ".join(question.readback.words) in text and "p = pause/resume" in text
     assert "\x1b" not in text  # no escape sequence from the network reaches the terminal
+
+
+# --- chat with the customer's web page (slot 0xFFFD) ------------------------------------------
+
+
+@dataclass
+class CustomerPage:
+    """The customer page's end of the keys, as web/js/customer.js holds them."""
+
+    keys: KeyPair = field(default_factory=KeyPair.generate)
+    channel: PairwiseChannel | None = None
+
+    def arrive(self, link: FakeTransport, agent: PublicKey) -> None:
+        """What the broker sends the agent when the page announces its key."""
+        link.push(Join(CUSTOMER_SLOT, "customer", "Customer", Role.CUSTOMER))
+        link.push(self.keys.public.announce(CUSTOMER_SLOT))
+        if self.channel is None:  # kept across a reconnect, as the page keeps it in memory
+            self.channel = PairwiseChannel(SID, self.keys, agent, CUSTOMER_SLOT, Side.VIEWER, 1)
+
+    def say(self, text: str) -> bytes:
+        assert self.channel is not None
+        return self.channel.seal(FrameType.CHAT, text.encode())
+
+    def read(self, frame: bytes) -> dict[str, str]:
+        assert self.channel is not None
+        envelope, plaintext = self.channel.open(frame, MAX)
+        assert envelope.slot == CUSTOMER_SLOT and envelope.flags & Flags.PAIRWISE
+        parsed: dict[str, str] = json.loads(plaintext)
+        return parsed
+
+
+def _to_page(data: object) -> bool:
+    return isinstance(data, bytes) and Envelope.parse(data, MAX).slot == CUSTOMER_SLOT
+
+
+async def test_customer_chat_goes_to_the_engineers_under_the_group_key(rig: Rig) -> None:
+    link = await rig.connect()
+    alice = Viewer(3, "alice")
+    await rig.admit(link, alice)
+    page = CustomerPage()
+    assert rig.agent_key is not None
+    page.arrive(link, rig.agent_key)
+    # The page's key joins the read-back, and the customer is told the words changed.
+    everyone = [*rig.session.keyring.sender.public_keys, alice.keys.public, page.keys.public]
+    words = " ".join(readback(SID, everyone).words)
+    await rig.eventually(
+        lambda: any(f"Read-back words now: {words}" in n for n in rig.prompt.notices)
+    )
+    link.push(page.say("the printer shows E-51"))
+    sent = await rig.until(link, alice, lambda d: _type(d) is FrameType.CHAT)
+    assert Envelope.parse(binary(sent[-1]), MAX).slot == BROADCAST_SLOT
+    assert not Envelope.parse(binary(sent[-1]), MAX).flags & Flags.PAIRWISE
+    assert alice.chats == [b"the printer shows E-51"]
+    assert "You (web page): the printer shows E-51" in rig.prompt.notices
+
+
+async def test_an_engineers_chat_reaches_the_page_sealed_to_its_key_with_their_name(
+    rig: Rig,
+) -> None:
+    link = await rig.connect()
+    alice = Viewer(3, "alice")
+    await rig.admit(link, alice)
+    assert alice.channel is not None and rig.agent_key is not None
+    link.push(alice.channel.seal(FrameType.CHAT, b"before the page"))  # shown here only
+    await rig.eventually(lambda: "Alice Martin: before the page" in rig.prompt.notices)
+    page = CustomerPage()
+    page.arrive(link, rig.agent_key)
+    link.push(alice.channel.seal(FrameType.CHAT, b"please open tray 2"))
+    sent = await rig.until(link, alice, _to_page)
+    assert page.read(binary(sent[-1])) == {"from": "Alice Martin", "text": "please open tray 2"}
+    assert [d for d in sent[:-1] if _to_page(d)] == []  # the earlier line was not queued
+    assert alice.chats == []  # nothing went to the engineers under the group key
+
+
+async def test_customer_chat_with_no_engineer_admitted_goes_nowhere(rig: Rig) -> None:
+    link = await rig.connect()
+    assert rig.agent_key is not None
+    page = CustomerPage()
+    page.arrive(link, rig.agent_key)
+    await rig.eventually(lambda: any("Chat from the web page" in n for n in rig.prompt.notices))
+    link.push(page.say("hello?"))
+    await rig.eventually(lambda: "(No engineer can read chat right now.)" in rig.prompt.notices)
+    assert "You (web page): hello?" in rig.prompt.notices
+    assert [d for d in link.taken() if isinstance(d, bytes)] == []
+
+
+async def test_a_returning_page_keeps_its_channel_and_a_stranger_cannot_use_it(rig: Rig) -> None:
+    link = await rig.connect()
+    alice = Viewer(3, "alice")
+    await rig.admit(link, alice)
+    assert alice.channel is not None and rig.agent_key is not None
+    page = CustomerPage()
+    page.arrive(link, rig.agent_key)
+    link.push(alice.channel.seal(FrameType.CHAT, b"one"))
+    first = Envelope.parse(binary((await rig.until(link, alice, _to_page))[-1]), MAX)
+    # The page leaves: its key leaves the read-back at once ...
+    link.push(Leave(CUSTOMER_SLOT, "customer", "page closed"))
+    without = readback(SID, [*rig.session.keyring.sender.public_keys, alice.keys.public])
+    await rig.eventually(lambda: rig.session.keyring.readback() == without)
+    # ... and comes back with the same key: the same channel, so its counter goes on (a
+    # rebuilt channel would start again at 1 and reuse a nonce under the same key).
+    page.arrive(link, rig.agent_key)
+    link.push(alice.channel.seal(FrameType.CHAT, b"two"))
+    sent = await rig.until(link, alice, _to_page)
+    again = Envelope.parse(binary(sent[-1]), MAX)
+    assert (again.epoch, again.seq) == (first.epoch, first.seq + 1)
+    assert page.read(binary(sent[-1]))["text"] == "two"
+    link.push(page.say("still me"))
+    await rig.until(link, alice, lambda d: _type(d) is FrameType.CHAT and not _to_page(d))
+    assert alice.chats == [b"still me"]
+    # Another page takes over with its own key; frames sealed by the old one no longer open.
+    other = CustomerPage()
+    other.arrive(link, rig.agent_key)
+    link.push(page.say("old tab"))
+    link.push(other.say("new tab"))
+    await rig.until(link, alice, lambda d: _type(d) is FrameType.CHAT and not _to_page(d))
+    assert alice.chats == [b"still me", b"new tab"]

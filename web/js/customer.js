@@ -3,9 +3,16 @@
 // control or end it at any moment.
 //
 // Everything secret stays in this module's memory: the code is read from the URL fragment and
-// wiped from the address bar at once, tokens never go into a URL or into web storage, and the
-// page holds no content keys (chat and screen stay between the agent and the engineers).
+// wiped from the address bar at once, and tokens never go into a URL or into web storage.
+//
+// Chat: the page makes one ephemeral key pair per page load (WebCrypto, X25519 or P-256, never
+// exported or stored), announces its public key from the customer slot on every (re)connect,
+// and seals its chat to the agent on a pairwise channel (docs/protocol.md, "The customer
+// page's chat channel"). The agent passes it on to the engineers and seals their answers to
+// this page; the broker relays ciphertext only. The page never holds the screen's group key.
 
+import { KeyPair, PairwiseChannel, PublicKey, Side } from "./e2e.js";
+import { FrameType } from "./framing.js";
 import {
   detectLanguage,
   formatTime,
@@ -23,6 +30,14 @@ const CLOSE_SESSION_ENDED = 4103;
 const CLOSE_FATAL = new Set([4001, 4003, 4004, 4005, 4404]);
 const RETRY_MAX_MS = 10000;
 const AGENT_SLOT = 0;
+const CUSTOMER_SLOT = 0xfffd;
+// The page never learns the agent's key epochs: its channel stays at epoch 1 (the agent keeps
+// it, counters and all, for as long as this page keeps its key).
+const CHAT_EPOCH = 1;
+const MAX_CHAT_BYTES = 4000;
+const MAX_CHAT_FRAME = 64 * 1024;
+const MAX_CHAT_LINES = 200;
+const CHAT_PHASES = new Set(["observing", "controlling"]);
 const CODE_SEPARATORS = /[\s.-]/g;
 const CODE_PATTERN = /^[0-9]{6,16}$/;
 
@@ -59,6 +74,17 @@ const live = {
   keys: new Map(), // "slot:algorithm" -> {slot, algorithm, key}
   readbackRun: 0,
   check: null, // last status-check answer, redrawn when the language changes
+};
+
+/** The chat's keys: made once per page load, in memory only, kept across reconnects. */
+const chat = {
+  pair: null, // Promise<KeyPair|null>; null when this browser cannot do the key agreement
+  own: null, // the KeyPair once made
+  failed: false,
+  agentKey: null, // the agent's PublicKey the channel was derived with
+  channel: null, // PairwiseChannel to the agent, slot CUSTOMER_SLOT, Side.VIEWER
+  queue: Promise.resolve(), // keys and frames are handled one after another, in order
+  problem: null, // i18n key of the last send failure, cleared by the next success
 };
 
 // --- texts that follow the language switch -------------------------------------------------
@@ -198,6 +224,19 @@ function enterSession(joined) {
   $("case-number").textContent = joined.case_number;
   $("agent-cmd").textContent =
     `RSB_AGENT_TOKEN=${joined.agent_token} rsb-agent attach --broker ${location.origin}`;
+  chat.pair = KeyPair.generate().then(
+    (pair) => {
+      chat.own = pair;
+      drawReadback();
+      drawChat();
+      return pair;
+    },
+    () => {
+      chat.failed = true;
+      drawChat();
+      return null;
+    },
+  );
   drawSession();
   connect();
 }
@@ -287,6 +326,7 @@ function drawState() {
     silence(extra);
   }
   drawControls();
+  drawChat();
 }
 
 function drawControls() {
@@ -324,6 +364,7 @@ function connect() {
     TOKEN_PROTOCOL_PREFIX + live.joined.customer_token,
   ]);
   live.ws = ws;
+  ws.binaryType = "arraybuffer";
   ws.addEventListener("open", () => {
     if (live.ws === ws) {
       live.connected = true;
@@ -332,8 +373,13 @@ function connect() {
     }
   });
   ws.addEventListener("message", (event) => {
-    if (live.ws === ws && typeof event.data === "string") {
+    if (live.ws !== ws) {
+      return;
+    }
+    if (typeof event.data === "string") {
       receive(event.data);
+    } else {
+      onChatFrame(new Uint8Array(event.data));
     }
   });
   ws.addEventListener("close", (event) => {
@@ -379,6 +425,7 @@ const HANDLERS = {
     const org = $("org-name");
     delete org.dataset.i18n;
     org.textContent = message.organisation;
+    announceKey(live.ws);
     drawReadback();
   },
   state(message) {
@@ -413,12 +460,19 @@ const HANDLERS = {
     drawReadback();
   },
   public_key(message) {
+    if (message.slot === CUSTOMER_SLOT) {
+      return; // our own slot: only we speak for it
+    }
     live.keys.set(`${message.slot}:${message.algorithm}`, {
       slot: message.slot,
       algorithm: message.algorithm,
       key: message.key,
     });
+    if (message.slot === AGENT_SLOT) {
+      chat.queue = chat.queue.then(() => chatWithAgent(message)).catch(() => undefined);
+    }
     drawReadback();
+    drawChat();
   },
   end() {
     sessionEnded();
@@ -563,11 +617,16 @@ function fromBase64(text) {
   return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
 }
 
-/** The keys the agent counts: its own (slot 0) and those of engineers present now. */
+/** The keys the agent counts: its own (slot 0), those of engineers present now, and ours. */
 function readbackKeys() {
-  return [...live.keys.values()].filter(
-    (entry) => entry.slot === AGENT_SLOT || live.people.has(entry.slot),
-  );
+  const keys = [...live.keys.values()]
+    .filter((entry) => entry.slot === AGENT_SLOT || live.people.has(entry.slot))
+    .map((entry) => ({ slot: entry.slot, algorithm: entry.algorithm, raw: fromBase64(entry.key) }));
+  if (chat.own !== null) {
+    // Announced on every connection, so the agent and the engineers count it too.
+    keys.push({ slot: CUSTOMER_SLOT, algorithm: chat.own.algorithm, raw: chat.own.public.raw });
+  }
+  return keys;
 }
 
 async function drawReadback() {
@@ -576,7 +635,7 @@ async function drawReadback() {
   const digits = $("readback-digits");
   const keys = readbackKeys();
   const hasAgent = keys.some((entry) => entry.slot === AGENT_SLOT);
-  const hasEngineer = keys.some((entry) => entry.slot !== AGENT_SLOT);
+  const hasEngineer = keys.some((entry) => entry.slot !== AGENT_SLOT && entry.slot !== CUSTOMER_SLOT);
   if (live.joined === null || !hasAgent || !hasEngineer || live.phase === "ended") {
     delete words.dataset.words;
     say(words, "readback.none");
@@ -590,7 +649,7 @@ async function drawReadback() {
     if (mod !== null) {
       result = await mod.readback(
         live.joined.session_id,
-        keys.map((entry) => ({ algorithm: entry.algorithm, raw: fromBase64(entry.key) })),
+        keys.map((entry) => ({ algorithm: entry.algorithm, raw: entry.raw })),
       );
     }
   } catch {
@@ -613,6 +672,142 @@ async function drawReadback() {
   words.textContent = list.join(" ");
   const number = String(result.digits ?? "");
   say(digits, "readback.digits", { digits: `${number.slice(0, 3)} ${number.slice(3)}` });
+}
+
+// --- chat with the engineers ---------------------------------------------------------------
+
+function toBase64(bytes) {
+  return btoa(String.fromCharCode(...bytes));
+}
+
+/** Tell the broker our chat key on this connection (the same key on every reconnect). */
+async function announceKey(ws) {
+  const pair = await chat.pair;
+  if (pair !== null && live.ws === ws && ws.readyState === WebSocket.OPEN) {
+    send({ type: "public_key", slot: CUSTOMER_SLOT, algorithm: pair.algorithm, key: toBase64(pair.public.raw) });
+  }
+}
+
+/** The agent announced a key: derive our channel with it, or keep the one we have. */
+async function chatWithAgent(message) {
+  const pair = await chat.pair;
+  if (pair === null || message.algorithm !== pair.algorithm) {
+    return; // the agent announces one key per algorithm; ours is the one that matters
+  }
+  const key = await PublicKey.fromRaw(message.algorithm, fromBase64(message.key));
+  if (key.equals(chat.agentKey)) {
+    return; // the same agent again (it reconnected): same channel, counters go on
+  }
+  chat.channel = await PairwiseChannel.create(
+    live.joined.session_id, pair, key, CUSTOMER_SLOT, Side.VIEWER, CHAT_EPOCH,
+  );
+  chat.agentKey = key;
+  drawChat();
+}
+
+/** Whether the agent holds our key and an engineer can read what we write. */
+function chatState() {
+  if (chat.failed) {
+    return "chat.unavailable";
+  }
+  const agentHere = live.connected && live.phase !== "waiting" && chat.agentKey !== null;
+  if (!agentHere || chat.channel === null) {
+    return "chat.wait_agent";
+  }
+  if (live.phase === "paused") {
+    return "chat.paused";
+  }
+  if (!CHAT_PHASES.has(live.phase)) {
+    return "chat.wait_view";
+  }
+  return null;
+}
+
+function drawChat() {
+  const box = $("chat-box");
+  if (box === null) {
+    return;
+  }
+  box.hidden = live.phase === "ended" || live.refused !== null;
+  const waiting = chatState();
+  const status = $("chat-status");
+  const shown = waiting ?? chat.problem;
+  if (shown === null) {
+    silence(status);
+  } else {
+    say(status, shown);
+  }
+  status.dataset.state = waiting === null ? "open" : waiting.slice("chat.".length);
+  $("chat-input").disabled = waiting !== null;
+  $("chat-send").disabled = waiting !== null;
+}
+
+function addChatLine(own, from, text) {
+  const log = $("chat-log");
+  const line = document.createElement("li");
+  line.className = own ? "chat-line own" : "chat-line";
+  const who = document.createElement("span");
+  who.className = "who";
+  if (own) {
+    say(who, "chat.you");
+  } else {
+    who.textContent = from; // names come from the network: text, never markup
+  }
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text;
+  line.append(who, body);
+  log.append(line);
+  while (log.children.length > MAX_CHAT_LINES) {
+    const first = log.firstElementChild;
+    spoken.delete(first.firstElementChild);
+    first.remove();
+  }
+  log.scrollTop = log.scrollHeight;
+}
+
+/** A CHAT frame from the agent, sealed to our key: an engineer's line with their name. */
+function onChatFrame(data) {
+  chat.queue = chat.queue
+    .then(async () => {
+      if (chat.channel === null) {
+        return;
+      }
+      const { plaintext } = await chat.channel.open(data, MAX_CHAT_FRAME);
+      const line = JSON.parse(new TextDecoder().decode(plaintext));
+      if (typeof line?.from === "string" && typeof line?.text === "string") {
+        addChatLine(false, line.from, line.text);
+      }
+    })
+    .catch(() => undefined); // not for us, replayed or altered: nothing to show
+}
+
+async function onChatSubmit(event) {
+  event.preventDefault();
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (text === "" || chatState() !== null) {
+    return;
+  }
+  const payload = new TextEncoder().encode(text);
+  if (payload.length > MAX_CHAT_BYTES) {
+    chat.problem = "chat.too_long";
+    drawChat();
+    return;
+  }
+  const ws = live.ws;
+  if (ws === null || ws.readyState !== WebSocket.OPEN) {
+    chat.problem = "chat.not_sent";
+    drawChat();
+    return;
+  }
+  const channel = chat.channel;
+  const frame = await channel.seal(FrameType.CHAT, payload);
+  ws.send(frame);
+  chat.problem = null;
+  input.value = "";
+  addChatLine(true, "", text);
+  drawChat();
 }
 
 // --- "Check my case" ----------------------------------------------------------------------
@@ -746,6 +941,7 @@ function start() {
   $("solved-btn").addEventListener("click", () => onFeedback(true));
   $("not-solved-btn").addEventListener("click", () => onFeedback(false));
   $("check-form").addEventListener("submit", onCheckSubmit);
+  $("chat-form").addEventListener("submit", onChatSubmit);
   document.body.dataset.ready = "true";
   if (code !== null) {
     join(code);
