@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,24 @@ def _runner(name: str) -> Callable[[Context], None]:
     raise ValueError(name)
 
 
+def export_revision(rev: str, work: Path) -> Path:
+    """``git archive`` the broker and protocol packages of ``rev`` into the scratch folder."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tree = work / f"before-{commit}"
+    if not (tree / "broker").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit, "broker", "rsb_protocol"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 def machine_meta(options: Options, parts: list[str], note: str) -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -97,7 +116,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sessions")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per figure")
     parser.add_argument("--window", type=float, default=None, help="seconds per window")
-    parser.add_argument("--before-tree", type=Path, default=None)
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        default=None,
+        help="also measure the broker of git revision REV (exported into the scratch folder)",
+    )
+    parser.add_argument("--before-tree", type=Path, default=None, help="or of this source tree")
     parser.add_argument("--no-meshcentral", action="store_true")
     parser.add_argument("--docs", action="store_true", help="write docs/ even for a subset")
     parser.add_argument("--no-docs", action="store_true")
@@ -121,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         meshcentral=not args.no_meshcentral,
     )
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.before:
+        options.before_tree = export_revision(args.before, args.work)
     limit = raise_fd_limit()
     ctx = Context(options, args.work, Report())
     ctx.report.meta = machine_meta(options, parts, args.note)
@@ -137,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             ctx.log(f"{part} FAILED: {failed[part]}")
         ctx.log(f"{part} took {time.monotonic() - part_started:.0f} s")
     ctx.report.meta["duration"] = f"{time.monotonic() - started:.0f} s"
+    if options.before_tree is not None:
+        from bench.relay_bench import before_after
+
+        before_after(ctx, args.before or str(options.before_tree))
     print()
     print(to_text(ctx.report))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")

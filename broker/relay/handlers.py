@@ -155,6 +155,11 @@ def _keyframe_request(slot: int) -> bytes:
     return pack_header(FrameType.KEYFRAME_REQUEST, slot, 0, 0, NO_FLAGS)
 
 
+def _ask_keyframe(room: Room, slot: int) -> None:
+    if room.agent is not None:
+        room.agent.offer(_keyframe_request(slot), FrameType.KEYFRAME_REQUEST)
+
+
 def _answer_error(peer: Peer, exc: BrokerError) -> None:
     peer.send(msg.ErrorMessage(exc.code, exc.message[:2000]))
 
@@ -211,8 +216,8 @@ def _route_from_agent(room: Room, data: bytes) -> None:
         if slot != BROADCAST_SLOT:
             raise BadRequest("screen frames are broadcast (slot 0xFFFF)")
         for viewer in room.frame_targets:
-            if viewer.offer(data, frame_type) and room.agent is not None:
-                room.agent.offer(_keyframe_request(viewer.slot), FrameType.KEYFRAME_REQUEST)
+            if viewer.offer(data, frame_type):
+                _ask_keyframe(room, viewer.slot)
     elif frame_type is FrameType.CHAT and slot in (BROADCAST_SLOT, CUSTOMER_SLOT):
         # The customer's chat, re-sealed by the agent under the group key, goes to whoever
         # holds that key; the engineers' chat, sealed to the page's key, to the chat page.
@@ -330,6 +335,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
     room.viewers[slot] = peer
+    peer.request_keyframe = lambda: _ask_keyframe(room, slot)
     room.remember(peer)
     peer.start()
     room.greet(peer)

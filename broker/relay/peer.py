@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from aiohttp import web
@@ -58,11 +58,12 @@ class Peer:
         # The socket whose write buffer decides between writing now and queueing; without
         # one (tests that build a Peer by hand) every message goes through the queue.
         self._transport: asyncio.WriteTransport | None = None
-        self._low_water = self._high_water = 0
+        self._low_water = self._direct_limit = 0
         if isinstance(transport, asyncio.WriteTransport):
             transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
             self._transport = transport
-            self._low_water, self._high_water = transport.get_write_buffer_limits()
+            self._low_water, high_water = transport.get_write_buffer_limits()
+            self._direct_limit = high_water - _WS_HEADER
         self.kind = kind
         self.participant = participant
         self.slot = slot
@@ -70,6 +71,9 @@ class Peer:
         self.level = level
         self.role = role or kind
         self.awaiting_keyframe = False
+        self.request_keyframe: Callable[[], None] | None = None
+        """How this viewer asks the agent for a keyframe (set by the viewer's endpoint)."""
+        self._stale_since_keyframe = False
         self.acked = 0
         self.dropped = 0
         self._limits = limits
@@ -98,9 +102,15 @@ class Peer:
         if self._closing is not None:
             return False
         size = len(data)
-        if not self._queue and not self.awaiting_keyframe and self._writable(size):
-            _run_now(self.ws.send_bytes(data))
-            return False
+        transport = self._transport
+        if transport is not None and not self._queue and not self.awaiting_keyframe:
+            # At or below the low-water mark the transport is not paused (it resumes its
+            # protocol there), and at or below the high-water mark after this write it stays
+            # so: send_bytes writes and returns without waiting (see _run_now).
+            buffered = transport.get_write_buffer_size()
+            if buffered <= self._low_water and buffered + size <= self._direct_limit:
+                _run_now(self.ws.send_bytes(data))
+                return False
         verdict = decide(
             frame_type,
             size,
@@ -115,30 +125,23 @@ class Peer:
             return False
         if verdict is Offer.DROP:
             self.dropped += 1
+            if frame_type is FrameType.SCREEN_UPDATE:
+                self._stale_since_keyframe = True
             return False
         if verdict is Offer.CLOSE:
             self.close_soon(4201, "too many undelivered control messages")
             return False
         self._drop_frames()
         if verdict is Offer.REPLACE_WITH_KEYFRAME:
-            self.awaiting_keyframe = False
+            # Deltas keep being dropped until this keyframe has left the queue: on a viewer
+            # that is still behind they would only refill it (see _keyframe_sent).
+            self.awaiting_keyframe = True
+            self._stale_since_keyframe = False
             self._push(data, frame_type)
             return False
         self.dropped += 1
         self.awaiting_keyframe = True
         return True
-
-    def _writable(self, size: int) -> bool:
-        """The socket takes ``size`` more bytes without pausing (so ``send_bytes`` never waits).
-
-        At or below the low-water mark the transport is not paused (it resumes its protocol
-        there), and staying at or below the high-water mark after the write keeps it so.
-        """
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return False
-        buffered = transport.get_write_buffer_size()
-        return buffered <= self._low_water and buffered + size + _WS_HEADER <= self._high_water
 
     def send(self, message: Message) -> None:
         """Queue a control message; never dropped (the peer is closed if even these pile up)."""
@@ -197,6 +200,8 @@ class Peer:
                     await ws.send_str(item)
                 else:
                     await ws.send_bytes(item)
+                    if frame_type is FrameType.KEYFRAME and self.awaiting_keyframe:
+                        self._keyframe_sent()
         except (OSError, RuntimeError) as exc:  # aiohttp: ConnectionError("Connection lost")
             log.debug("peer %s/%s send failed: %s", self.kind, self.slot, exc)
         finally:
@@ -206,6 +211,22 @@ class Peer:
                 code, reason = self._closing
                 with contextlib.suppress(Exception):
                     await ws.close(code=code, message=reason.encode()[:120])
+
+    def _keyframe_sent(self) -> None:
+        """The keyframe that replaced a slow viewer's queue is out: let deltas through again.
+
+        A viewer that stays stalled keeps that keyframe queued and costs one request in all,
+        rather than one per refill of its queue. Deltas dropped while it waited are missing
+        on top of it, so one more keyframe is asked for before deltas resume.
+        """
+        if self._frames:
+            return  # another keyframe replaced it meanwhile and is still queued
+        if self._stale_since_keyframe:
+            self._stale_since_keyframe = False
+            if self.request_keyframe is not None:
+                self.request_keyframe()
+            return
+        self.awaiting_keyframe = False
 
     async def stop(self) -> None:
         """Stop the sender at once; the endpoint closes the socket itself."""
@@ -221,8 +242,9 @@ def _run_now(step: Coroutine[Any, Any, None]) -> None:
     """Run ``WebSocketResponse.send_bytes`` to its end right here, without the event loop.
 
     With compression off, aiohttp writes the frame to the transport and then suspends only to
-    wait for a paused transport to drain. ``Peer._writable`` checked that the transport is not
-    paused and will not pause on this write, so the coroutine finishes in this one step.
+    wait for a paused transport to drain. ``Peer.offer`` checked that the transport is not
+    paused and will not pause on this write, so the coroutine finishes in this one step. A
+    transport that is closing makes aiohttp raise ``ConnectionResetError`` before writing.
 
     Raises:
         RuntimeError: It suspended after all (the transport paused): a broken assumption, which
