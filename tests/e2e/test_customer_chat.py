@@ -27,9 +27,10 @@ from playwright.async_api import WebSocket, expect
 from broker.audit.log import row_to_json
 from broker.store.records import AuditQuery
 from rsb_protocol.e2e import PairwiseChannel, Side
-from rsb_protocol.framing import FrameType, peek_route
+from rsb_protocol.framing import CUSTOMER_SLOT, FrameType, peek_route
 from rsb_viewer.client import ViewerClient
 from rsb_viewer.session import ViewerSession
+from tests.conftest import PASSWORD
 from tests.e2e.conftest_pages import (
     WAIT_S,
     Site,
@@ -240,3 +241,50 @@ async def test_customer_and_engineer_chat_through_the_agent_and_the_broker_reads
     events = await _chat_events(scene)
     assert [e["actor_role"] for e in events].count("customer") == 2
     assert scene.tab.problems == [], scene.tab.problems
+
+
+async def test_the_console_reads_the_customer_and_answers_with_the_same_words(
+    scene: Scene, tabs: TabFactory
+) -> None:
+    """The engineer in the browser console: the customer's line is labelled as the customer's,
+    the page is listed as the customer's chat, and the console shows the same words."""
+    page = scene.tab.page
+    agent = await _start_agent(scene)
+    await agent.wait_for("Chat from the web page is open.")
+    console_tab = await tabs()
+    console = console_tab.page
+    await console.goto(scene.site.url("/console"))
+    await expect(console.locator("body")).to_have_attribute("data-ready", "true")
+    await console.fill("#username", "rita")
+    await console.fill("#password", PASSWORD)
+    await console.click("#login-submit")
+    await expect(console.locator("#whoami-text")).to_have_text("Rita Reyes (L2)")
+    await console.locator(f"#sessions-body tr[data-session='{scene.session_id}'] button").click()
+
+    question = await agent.answer("y")
+    found = READBACK.search("\n".join(question))
+    assert found is not None, question
+    words = found.group(1)
+    await expect(console.locator("#rb-words")).to_have_text(words)
+    await expect(page.locator("#readback-words")).to_have_attribute("data-words", words)
+    customer = console.locator(f"#people li[data-slot='{CUSTOMER_SLOT}']")
+    await expect(customer).to_contain_text("Customer")
+    await expect(customer.locator(".tag")).to_have_text(["web page, chat"])
+
+    await expect(page.locator("#chat-status")).to_have_attribute("data-state", "open")
+    await page.fill("#chat-input", FROM_CUSTOMER)
+    await page.click("#chat-send")
+    line = console.locator("#chat-log li.theirs")
+    await expect(line).to_have_text(f"Customer:{FROM_CUSTOMER}")
+    await expect(console.locator("#chat-send")).to_be_enabled()
+    await console.fill("#chat-input", FROM_ENGINEER)
+    await console.click("#chat-send")
+    theirs = page.locator("#chat-log .chat-line:not(.own)")
+    await expect(theirs.locator(".who")).to_have_text("Rita Reyes")
+    await expect(theirs.locator(".text")).to_have_text(FROM_ENGINEER)
+    await agent.wait_for(f"Rita Reyes: {FROM_ENGINEER}")
+    # Each person's line is audited once, as metadata: the engineer's by the console's `chat`
+    # message, the customer's by the broker from the frame header.
+    roles = sorted(e["actor_role"] for e in await _chat_events(scene))
+    assert roles == ["customer", "rse"]
+    assert scene.tab.problems == [] and console_tab.problems == []

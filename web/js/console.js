@@ -388,11 +388,13 @@ function renderPeople(viewer) {
       const level = join.level ? ` (${join.level})` : "";
       item.textContent = `${join.display_name}${level}`;
       const tags = [];
+      const engineer = join.slot !== AGENT_SLOT && join.role !== "customer";
       if (join.slot === AGENT_SLOT) tags.push("customer's agent");
+      if (join.role === "customer") tags.push("web page, chat");
       if (join.slot === viewer.slot) tags.push("you");
       if (join.slot === viewer.controllerSlot) tags.push("in control");
-      else if (join.slot !== AGENT_SLOT && viewer.viewingSlots.includes(join.slot)) tags.push("viewing");
-      else if (join.slot !== AGENT_SLOT) tags.push("waiting for consent");
+      else if (engineer && viewer.viewingSlots.includes(join.slot)) tags.push("viewing");
+      else if (engineer) tags.push("waiting for consent");
       for (const tag of tags) {
         const span = document.createElement("span");
         span.className = "tag";

@@ -404,7 +404,8 @@ export class Viewer extends EventTarget {
     if (type === FrameType.CURSOR) {
       this.screen.setCursor(parseCursor(plaintext));
     } else if (type === FrameType.CHAT) {
-      this.emit("chat", { from: this.agentName(), text: new TextDecoder().decode(plaintext), own: false });
+      // The agent seals only the customer's own lines under the group key (docs/protocol.md, "Chat").
+      this.emit("chat", { from: "Customer", text: new TextDecoder().decode(plaintext), own: false });
     } else {
       this.onUpdate(envelope, parseUpdate(plaintext), arrivedAt);
     }
