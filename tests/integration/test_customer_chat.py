@@ -253,3 +253,22 @@ async def test_the_page_sends_only_chat_and_only_the_page_holding_the_key_is_rel
     assert len(agent.peer.frames(FrameType.CHAT)) == 1
     await agent.peer.close()
     await first.peer.close()
+
+
+async def test_a_page_flooding_chat_is_closed_by_the_rate_limit(broker: Broker) -> None:
+    live = await _live(broker)
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    page = await Page.open(broker, live)
+    await page.announce()
+    await agent.peer.wait(lambda: [m for m in agent.peer.of(msg.Join) if m.slot == CUSTOMER_SLOT])
+    # 2 lines a second with bursts of 10: a hundred at once is far past it (refilling enough
+    # for them would take the broker 45 s).
+    for _ in range(100):
+        if page.peer.ws.closed:
+            break
+        await page.chat(b"spam")
+    assert await page.peer.closed() == CloseCode.RATE_LIMITED
+    # The agent got at most the first bursts, and the page's key left with it.
+    assert len(agent.peer.frames(FrameType.CHAT)) <= 20
+    await agent.peer.wait(lambda: [m for m in agent.peer.of(msg.Leave) if m.slot == CUSTOMER_SLOT])
+    await agent.peer.close()
