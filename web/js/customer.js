@@ -724,11 +724,7 @@ function chatState() {
 }
 
 function drawChat() {
-  const box = $("chat-box");
-  if (box === null) {
-    return;
-  }
-  box.hidden = live.phase === "ended" || live.refused !== null;
+  $("chat-box").hidden = live.phase === "ended" || live.refused !== null;
   const waiting = chatState();
   const status = $("chat-status");
   const shown = waiting ?? chat.problem;
@@ -795,14 +791,16 @@ async function onChatSubmit(event) {
     drawChat();
     return;
   }
+  const frame = await chat.channel.seal(FrameType.CHAT, payload);
+  // Checked after sealing: the socket may have dropped meanwhile, and a browser silently
+  // discards what is sent on a closing socket. (An unsent frame only leaves a gap in the
+  // sequence numbers, which the agent accepts.)
   const ws = live.ws;
   if (ws === null || ws.readyState !== WebSocket.OPEN) {
     chat.problem = "chat.not_sent";
     drawChat();
     return;
   }
-  const channel = chat.channel;
-  const frame = await channel.seal(FrameType.CHAT, payload);
   ws.send(frame);
   chat.problem = null;
   input.value = "";
