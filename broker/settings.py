@@ -85,6 +85,10 @@ def _optional_path(value: Any) -> Path | None:
     return Path(value) if value not in (None, "") else None
 
 
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # as they appear in an Origin
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the broker can be configured with; see ``docs/configuration.md``."""
@@ -126,8 +130,16 @@ class Settings:
 
     @property
     def origins(self) -> frozenset[str]:
-        """Origins allowed to open WebSockets: the configured list plus the broker's own."""
-        return frozenset(self.allowed_origins) | {self.base_url}
+        """Origins allowed to open WebSockets: the configured list plus the broker's own.
+
+        A broker on a loopback address without a public URL is reached as ``localhost`` as
+        often as by its number, so both spellings of the loopback origin count as its own.
+        """
+        own = {self.base_url}
+        if not self.public_url and self.host in _LOOPBACK_HOSTS:
+            scheme = "https" if self.tls_cert else "http"
+            own |= {f"{scheme}://{name}:{self.port}" for name in _LOOPBACK_NAMES}
+        return frozenset(self.allowed_origins) | own
 
     @classmethod
     def load(

@@ -4,9 +4,9 @@ A slow viewer must never set the pace for the others, and must never make the br
 without bound. Screen deltas build on each other, so once one is dropped the viewer's picture
 is stale until the next keyframe: the policy drops *all* queued deltas, asks the agent for a
 keyframe, and skips deltas until it arrives (``Peer`` keeps skipping them until that keyframe
-has left the queue, so a viewer that stays stalled costs one request, not one per refill). Cursor positions are latest-wins. Key wraps and
-control messages are never dropped; if even they overflow, the viewer is closed (flow-control
-close code) and may reconnect.
+has left the queue, so a viewer that stays stalled costs one request, not one per refill).
+Cursor positions are latest-wins. Key wraps and control messages are never dropped; if even
+they overflow, the viewer is closed (flow-control close code) and may reconnect.
 """
 
 from __future__ import annotations

@@ -476,25 +476,34 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
             if isinstance(item, bytes):
                 await _route_from_customer(room, peer, item, actor)
                 continue
-            match item:
-                case msg.PublicKeyAnnounce(slot=slot) if slot == CUSTOMER_SLOT:
-                    room.customer_key(peer, item)
-                case msg.ConsentRevoke(slot=slot, permission=permission):
-                    await _revoke(hub, room, slot, permission.value, actor, by="customer")
-                    if room.agent is not None:
-                        room.agent.send(item)
-                case msg.Pause() | msg.Resume() | msg.End():
-                    if room.agent is not None:
-                        room.agent.send(item)
-                    await _customer_decision(hub, room, item, actor, by="customer")
-                case msg.Hello():
-                    pass
-                case _:
-                    raise BadRequest(f"the customer page may not send {item.TYPE!r}")
+            await _customer_text(hub, room, peer, item, actor)
     finally:
         room.customers.discard(peer)
         room.customer_gone(peer)
         await peer.stop()
+
+
+async def _customer_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor) -> None:
+    # A move the session rules refuse (e.g. a pause crossing one made at the agent) is answered
+    # with an error message; the page keeps its socket, as a viewer does.
+    try:
+        match item:
+            case msg.PublicKeyAnnounce(slot=slot) if slot == CUSTOMER_SLOT:
+                room.customer_key(peer, item)
+            case msg.ConsentRevoke(slot=slot, permission=permission):
+                await _revoke(hub, room, slot, permission.value, actor, by="customer")
+                if room.agent is not None:
+                    room.agent.send(item)
+            case msg.Pause() | msg.Resume() | msg.End():
+                if room.agent is not None:
+                    room.agent.send(item)
+                await _customer_decision(hub, room, item, actor, by="customer")
+            case msg.Hello():
+                pass
+            case _:
+                raise BadRequest(f"the customer page may not send {item.TYPE!r}")
+    except (InvalidTransition, Forbidden) as exc:
+        _answer_error(peer, exc)
 
 
 async def _route_from_customer(room: Room, peer: Peer, data: bytes, actor: Actor) -> None:

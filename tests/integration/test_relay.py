@@ -189,6 +189,23 @@ async def test_a_viewer_that_left_cannot_read_the_next_epoch(broker: Broker) -> 
     await rita.peer.close()
 
 
+async def test_a_refused_customer_move_is_answered_and_the_page_stays(broker: Broker) -> None:
+    live = await _live(broker)
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    viewer = await _viewer(broker, live, live.staff)
+    customer = await connect(broker.client, "/ws/customer", live.customer_token)
+    await _admitted(broker, live, agent, viewer)
+    # Resuming what is not paused is refused by the session rules: an error, not a close.
+    await customer.send(msg.Resume(msg.Role.CUSTOMER))
+    refused = await customer.wait(lambda: customer.of(msg.ErrorMessage))
+    assert refused[0].code == "invalid_transition", refused
+    await customer.send(msg.Pause(msg.Role.CUSTOMER, "a moment"))
+    await viewer.peer.wait(lambda: viewer.peer.of(msg.State)[-1].phase == "paused")
+    await agent.peer.close()
+    await viewer.peer.close()
+    await customer.close()
+
+
 async def test_customer_page_revokes_and_ends(broker: Broker) -> None:
     live = await _live(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)

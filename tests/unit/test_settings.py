@@ -18,7 +18,15 @@ def test_defaults() -> None:
     assert (s.host, s.port, s.db) == ("127.0.0.1", 8080, "./var/rsb.db")
     assert s.code_digits == 10 and s.code_ttl == timedelta(minutes=10)
     assert s.base_url == "http://127.0.0.1:8080"
-    assert s.origins == {"http://127.0.0.1:8080"}
+    # On loopback, the page may be opened as localhost or by number: both are the broker's own.
+    assert s.origins == {"http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"}
+
+
+def test_a_public_url_or_a_non_loopback_host_is_the_only_own_origin() -> None:
+    public = Settings.load({"RSB_PUBLIC_URL": "https://support.example"})
+    assert public.origins == {"https://support.example"}
+    lan = Settings.load({"RSB_HOST": "10.0.0.5", "RSB_ALLOWED_ORIGINS": "https://a.example"})
+    assert lan.origins == {"http://10.0.0.5:8080", "https://a.example"}
 
 
 def test_precedence_toml_then_env_then_flags(tmp_path: Path) -> None:
