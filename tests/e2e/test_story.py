@@ -155,13 +155,31 @@ def _close(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
     return all(abs(p - q) <= TOLERANCE for p, q in zip(a, b, strict=True))
 
 
-async def _pattern_shown(page: Page) -> dict[tuple[int, int], tuple[int, int, int]]:
-    """Pixels of the canvas where the pattern is, or {} while any of them is off."""
+async def _pattern_seen(page: Page) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """The canvas pixels where the pattern should be."""
+    points = [block_centre(col, row) for col, row, _ in BLOCKS] + [(1200, 760), (700, 700)]
+    return {point: await _canvas_pixel(page, *point) for point in points}
+
+
+def _pattern_matches(seen: dict[tuple[int, int], tuple[int, int, int]]) -> bool:
     expected = {block_centre(col, row): rgb for col, row, rgb in BLOCKS}
     expected[(1200, 760)] = ROOT_COLOUR
     expected[(700, 700)] = ROOT_COLOUR
-    seen = {point: await _canvas_pixel(page, *point) for point in expected}
-    return seen if all(_close(seen[p], rgb) for p, rgb in expected.items()) else {}
+    return all(_close(seen[point], rgb) for point, rgb in expected.items())
+
+
+async def _wait_for_pattern(page: Page, agent: AgentProcess) -> None:
+    """Wait until the canvas shows the colour blocks and the root colour drawn on X."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not _pattern_matches(seen := await _pattern_seen(page)):
+        if asyncio.get_running_loop().time() > deadline:
+            status = await page.text_content("#s-status")
+            details = await page.get_attribute("#s-readout", "title")
+            raise AssertionError(
+                f"the canvas never showed the pattern: {seen}; status {status!r}; "
+                f"{details}; agent:\n{agent.output}"
+            )
+        await asyncio.sleep(0.05)
 
 
 async def _page_point(page: Page, x: int, y: int) -> tuple[float, float]:
@@ -271,7 +289,7 @@ async def test_the_whole_story(
     # 4. The console draws the customer's screen: the colour blocks and the root colour.
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
     await expect(console.locator("#stage-note")).to_be_hidden()
-    await eventually_async(lambda: _pattern_shown(console), "the pattern on the canvas")
+    await _wait_for_pattern(console, agent)
     await expect(console.locator("#s-readout")).to_have_text(re.compile(r"^\d+ fps · \d+ ms$"))
     await expect(console.locator("#people li[data-slot='0']")).to_contain_text("customer's agent")
 
@@ -530,7 +548,7 @@ async def test_console_falls_back_to_p256_with_a_real_agent(
     await agent.expect("Allow?", after=words_at)
     agent.answer("y")
 
-    await eventually_async(lambda: _pattern_shown(console), "the pattern on the canvas")
+    await _wait_for_pattern(console, agent)
     await expect(console.locator("#rb-words")).to_have_text(" ".join(agent_words))
     (hello,) = frames.messages(msg.Hello)
     assert hello.algorithms == (msg.KeyAlgorithm.P256,)
@@ -557,7 +575,7 @@ async def test_console_resumes_after_the_network_drops(
     agents.append(agent)
     asked = await agent.expect("Allow?")
     agent.answer("y")
-    await eventually_async(lambda: _pattern_shown(console), "the pattern on the canvas")
+    await _wait_for_pattern(console, agent)
     words = await console.text_content("#rb-words")
     room = site.hub.room(opened.session_id)
     assert room is not None

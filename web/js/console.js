@@ -10,7 +10,7 @@
 import { ApiError, createApi } from "./api.js";
 import { InputCapture } from "./input.js";
 import { Screen } from "./screen.js";
-import { AGENT_SLOT } from "./framing.js";
+import { AGENT_SLOT, typeName } from "./framing.js";
 import { Viewer } from "./viewer.js";
 
 const QUEUE_REFRESH_MS = 3000;
@@ -408,7 +408,19 @@ function renderPeople(viewer) {
 
 function renderReadout(screen) {
   const latency = screen.latencyMs === null ? "\u2013" : screen.latencyMs.toFixed(0);
-  $("s-readout").textContent = `${screen.fps} fps \u00b7 ${latency} ms`;
+  const readout = $("s-readout");
+  readout.textContent = `${screen.fps} fps \u00b7 ${latency} ms`;
+  // Details for whoever diagnoses a blank or frozen picture: key epoch, refusals, last problem.
+  const viewer = live?.viewer;
+  if (viewer) {
+    const problem = viewer.errors.at(-1) ?? screen.lastError ?? "none";
+    const received = [...viewer.framesReceived].map(([type, n]) => `${typeName(type)} ${n}`).join(", ");
+    readout.title =
+      `updates painted per second / time from arrival to paint. ` +
+      `Key epoch ${viewer.epoch}; frames received: ${received || "none"}; ` +
+      `${screen.updatesPainted} updates painted, ${viewer.framesDropped} frames refused; ` +
+      `last problem: ${problem}`;
+  }
 }
 
 function addChat({ from, text, own }) {

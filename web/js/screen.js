@@ -96,6 +96,7 @@ export class Screen {
     this.paintTimes = [];
     this.latencyMs = null;
     this.updatesPainted = 0;
+    this.lastError = null;
   }
 
   /** Start decoding every region now; painting waits for its turn (see paint). */
@@ -124,7 +125,8 @@ export class Screen {
       let bitmaps;
       try {
         bitmaps = await part.bitmaps;
-      } catch {
+      } catch (error) {
+        this.lastError = `${part.update.kind} not decoded: ${error?.message ?? error}`;
         ok = false;
         continue;
       }
@@ -140,7 +142,8 @@ export class Screen {
     if (update.kind === "keyframe") {
       if (sizeChanged) this.resize(update.width, update.height);
     } else if (!this.hasPicture || sizeChanged) {
-      return false; // a delta against a picture we do not have
+      this.lastError = `${update.kind} without a picture to apply it to`;
+      return false;
     }
     update.regions.forEach((region, i) => this.ctx.drawImage(bitmaps[i], region.x, region.y));
     if (update.kind === "keyframe") this.hasPicture = true;

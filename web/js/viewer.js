@@ -89,6 +89,7 @@ export class Viewer extends EventTarget {
     this.readback = null;
     this.errors = [];
     this.framesDropped = 0;
+    this.framesReceived = new Map(); // frame type -> count, for diagnostics
     this.inbox = Promise.resolve();
     this.requestIds = 0;
     this.reconnects = 0;
@@ -390,6 +391,7 @@ export class Viewer extends EventTarget {
   async onBinary(data, arrivedAt) {
     if (!this.welcome) throw new ProtocolError("unexpected_frame", "binary frame before welcome");
     const { type, slot } = peekRoute(data);
+    this.framesReceived.set(type, (this.framesReceived.get(type) ?? 0) + 1);
     if (type === FrameType.KEY_WRAP) {
       if (slot === this.welcome.slot) await this.install(data);
       return; // another viewer's wrap: we could not open it anyway
