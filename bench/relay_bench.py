@@ -11,6 +11,7 @@ import contextlib
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench import servers as srv
@@ -229,11 +230,15 @@ def run_latency(ctx: Context) -> None:
             plans.append((f"s{count}", count, UPDATE_SIZE, UPDATE_RATE, wanted))
         # Fresh sessions for every load: a session's agent and viewers reconnecting at once
         # would measure the resume path instead.
-        pools = {
-            name: iter(broker_sessions(server, sum(p[1] for p in plans if name in p[4])))
-            for name, server in running.items()
-            if kind_of(name) == "broker"
-        }
+        brokers = {name: srv for name, srv in running.items() if kind_of(name) == "broker"}
+        with ThreadPoolExecutor(max(1, len(brokers))) as pool_maker:  # one broker each
+            made = {
+                name: pool_maker.submit(
+                    broker_sessions, server, sum(p[1] for p in plans if name in p[4])
+                )
+                for name, server in brokers.items()
+            }
+            pools = {name: iter(future.result()) for name, future in made.items()}
         for tag, count, size, rate, wanted in plans:
             ctx.log(f"latency {tag}: {count} sessions x {rate:.0f} msg/s x {size} B")
             gens: dict[str, LoadGen] = {}
@@ -243,7 +248,7 @@ def run_latency(ctx: Context) -> None:
                     if server is None:
                         continue
                     base = {"mode": "paced", "size": size, "rate": rate, "count": count}
-                    base["duration"] = ctx.options.window * 1.5
+                    base["duration"] = ctx.options.window
                     pool = pools.get(name)
                     fresh = [next(pool) for _ in range(count)] if pool else None
                     gens[name] = LoadGen(spec_for(name, server, base, fresh))
@@ -278,6 +283,7 @@ def _latency_tables(ctx: Context, counts: list[int], peers_at: int, names: list[
         ["load", "relay", "p50 ms", "p99 ms", "p99.9 ms", "p99: this/minimal"]
         + ["relay CPU", "CPU per session", "dropped"],
     )
+    section.image = "benchmark-latency.png"
     tags = ["rate1000"] + [f"s{c}" for c in sorted({*counts, peers_at})]
     for tag in tags:
         load = (

@@ -25,6 +25,8 @@ class Section:
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    image: str = ""
+    """A chart shown under the table in the Markdown page (path relative to docs/)."""
 
 
 @dataclass
@@ -202,6 +204,8 @@ def to_markdown(report: Report, preamble: str = "") -> str:
     lines += ["## Targets", "", markdown_table(header, rows), ""]
     for section in report.sections:
         lines += [f"## {section.title}", "", markdown_table(section.header, section.rows), ""]
+        if section.image and report.chart:
+            lines += [f"![{section.title}]({section.image})", ""]
         lines += [f"- {note}" for note in section.notes]
         if section.notes:
             lines.append("")

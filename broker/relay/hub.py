@@ -116,6 +116,10 @@ class Hub:
     async def tick(self) -> None:
         now = self._clock()
         for room in list(self._rooms.values()):
+            # Every live room every second would block the event loop for O(rooms): at 500
+            # sessions that showed as p99 latency on the frame path (docs/benchmarks.md).
+            if not room.resume_window_running:
+                continue
             try:
                 await self.apply(room, m.Tick(at=now), Actor.system())
             except Exception:

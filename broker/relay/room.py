@@ -90,6 +90,15 @@ class Room:
     def ended(self) -> bool:
         return self.state.ended
 
+    @property
+    def resume_window_running(self) -> bool:
+        """Someone (agent or engineer) is away and may expire: only then can a Tick change
+        anything (``machine._sweep`` looks at nothing else)."""
+        state = self.state
+        return state.agent_disconnected_at is not None or any(
+            p.disconnected_at is not None for p in state.participants
+        )
+
     # --- applying events ------------------------------------------------------------------
 
     async def apply(self, event: m.Event, actor: Actor) -> m.Transition:

@@ -172,3 +172,11 @@ def test_saved_figures_load_back() -> None:
     assert figures["relay.64k.broker.mb_s"].values == [900.0, 1000.0, 950.0]
     assert figures["relay.64k.broker.mb_s"].unit == "MB/s"
     assert data["unavailable"] == {"meshcentral": "npm install failed"}
+
+
+def test_chart_is_shown_under_its_section_only_when_there_is_one() -> None:
+    report = _report()
+    report.sections[0].image = "benchmark-latency.png"
+    assert "![1. Relay throughput](benchmark-latency.png)" not in to_markdown(report)
+    report.chart = {"broker": {"100": {"p50": 0.4, "p99": 2.0, "p99.9": 4.0}}}
+    assert "![1. Relay throughput](benchmark-latency.png)" in to_markdown(report)
