@@ -3,7 +3,7 @@
     python -m bench                      # everything (about 10 minutes)
     python -m bench relay latency        # a subset: relay latency fanout idle pipeline setup
     python -m bench --quick              # fewer rounds, sessions and samples, for development
-    python -m bench --before-tree DIR    # also measure the broker exported into DIR
+    python -m bench --before none        # skip the broker of the commit before issue 5
 
 Everything runs on 127.0.0.1; every process the benchmark starts it stops by its PID. Only a
 run of every part rewrites docs/benchmarks.md and the chart (``--docs`` forces it,
@@ -29,14 +29,26 @@ from bench.report import Report, save_json, to_markdown, to_text, write_chart
 from bench.servers import PEERS_DIR, REPO
 
 PARTS = ["relay", "latency", "fanout", "idle", "pipeline", "setup"]
+BEFORE_REV = "1c45ada"
+"""The last commit before the frame-path work of issue 5: the "before" of the before/after."""
 
 PREAMBLE = """\
-Produced by `make bench` (`python -m bench`): every figure below comes from the run
-described under "This run", on loopback, with the relays under test and the load generator in
-separate processes. The machine is small and shared, so each figure is the median of repeated
-rounds with the spread (lowest-highest, n = rounds), and every comparison is a ratio between
-figures taken in the same run, with rounds of the different relays interleaved. How the peers
-were run: `bench/servers.py` (after `../shared/notes/peers.md`). Targets are those of issue 5.
+Written by `make bench` (`python -m bench`, code in `bench/`); every figure on this page comes
+from the run described under "This run". Everything runs on 127.0.0.1: each relay under test
+in its own process, the load in another (`bench/loadgen.py`, a lean RFC 6455 client on
+uvloop, so that the generator is not the first thing to saturate). The machine is small and
+shared, so each figure is the median of repeated rounds with the spread (lowest-highest,
+n = rounds), rounds of the different relays are interleaved, and every comparison is a ratio
+between figures of the same run. CPU columns show whether the relay (1.0 = one core) or
+something else was the limit. Targets are those of issue 5.
+
+The peers: the *minimal relay* (`bench/minimal_relay.py`: aiohttp, two routes, every binary
+message of an agent sent to the viewers of its id, nothing else; the ceiling for our design),
+*websockify* from PyPI (WebSocket in, a TCP sink out) and *MeshCentral* from npm
+(`/meshrelay.ashx`, installed into `/tmp/rsb-bench-peers`); how each runs is in
+`bench/servers.py`. *broker-before* is the broker of the commit named in the before/after
+table, measured in the same rounds. Subsets: `python -m bench relay latency fanout idle
+pipeline setup`; `--quick` for development (fewer rounds and sessions); `--before REV`.
 """
 
 
@@ -119,8 +131,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--before",
         metavar="REV",
-        default=None,
-        help="also measure the broker of git revision REV (exported into the scratch folder)",
+        default=BEFORE_REV,
+        help="also measure the broker of git revision REV, exported into the scratch folder "
+        f"(default {BEFORE_REV}, the frame path before issue 5; 'none' to skip)",
     )
     parser.add_argument("--before-tree", type=Path, default=None, help="or of this source tree")
     parser.add_argument("--no-meshcentral", action="store_true")
@@ -141,13 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         quick=args.quick,
         rounds=args.rounds or (2 if args.quick else 3),
-        window=args.window or (1.5 if args.quick else 2.0),
+        window=args.window or (1.0 if args.quick else 1.5),
         before_tree=args.before_tree,
         meshcentral=not args.no_meshcentral,
     )
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.before:
-        options.before_tree = export_revision(args.before, args.work)
+    if args.before and args.before != "none" and options.before_tree is None:
+        try:
+            options.before_tree = export_revision(args.before, args.work)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"cannot export {args.before} for the before/after table: {exc}", file=sys.stderr)
     limit = raise_fd_limit()
     ctx = Context(options, args.work, Report())
     ctx.report.meta = machine_meta(options, parts, args.note)
@@ -167,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.before_tree is not None:
         from bench.relay_bench import before_after
 
-        before_after(ctx, args.before or str(options.before_tree))
+        label = str(options.before_tree) if args.before_tree else args.before
+        before_after(ctx, label)
     print()
     print(to_text(ctx.report))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")

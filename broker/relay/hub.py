@@ -116,8 +116,8 @@ class Hub:
     async def tick(self) -> None:
         now = self._clock()
         for room in list(self._rooms.values()):
-            # Every live room every second would block the event loop for O(rooms): at 500
-            # sessions that showed as p99 latency on the frame path (docs/benchmarks.md).
+            # Applying Tick to every live room every second blocks the event loop for
+            # O(rooms), delaying every session's frames; only a running window can expire.
             if not room.resume_window_running:
                 continue
             try:
