@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from aiohttp import web
 
@@ -59,7 +59,9 @@ class Peer:
         # one (tests that build a Peer by hand) every message goes through the queue.
         self._transport: asyncio.WriteTransport | None = None
         self._low_water = self._direct_limit = 0
-        if isinstance(transport, asyncio.WriteTransport):
+        # uvloop's transports have the same methods without subclassing asyncio's classes.
+        if transport is not None and hasattr(transport, "get_write_buffer_size"):
+            transport = cast(asyncio.WriteTransport, transport)
             transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
             self._transport = transport
             self._low_water, high_water = transport.get_write_buffer_limits()
