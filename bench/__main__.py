@@ -139,6 +139,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-meshcentral", action="store_true")
     parser.add_argument("--docs", action="store_true", help="write docs/ even for a subset")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--docs-dir", type=Path, default=REPO / "docs", help=argparse.SUPPRESS)
     parser.add_argument("--note", default="", help="conditions of the run, for the page")
     parser.add_argument("--work", type=Path, default=PEERS_DIR / "run")
     args = parser.parse_args(argv)
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nresults: {results}")
     write_docs = (args.docs or parts == PARTS) and not args.no_docs
     if write_docs:
-        docs = REPO / "docs"
+        docs = args.docs_dir
+        docs.mkdir(parents=True, exist_ok=True)
         (docs / "benchmarks.md").write_text(to_markdown(ctx.report, PREAMBLE))
         write_chart(ctx.report, docs / "benchmark-latency.png")
         print(f"wrote {docs / 'benchmarks.md'} and {docs / 'benchmark-latency.png'}")

@@ -217,7 +217,11 @@ def to_markdown(report: Report, preamble: str = "") -> str:
 
 
 def write_chart(report: Report, path: Path) -> bool:
-    """Latency percentiles against concurrent sessions (log scale), one line per relay."""
+    """p50 and p99 latency against concurrent sessions (log scale), one colour per relay.
+
+    Relays measured at several loads are lines; those measured at one load only (the peers
+    and variants at the comparison point) are markers.
+    """
     if not report.chart:
         return False
     import matplotlib
@@ -225,21 +229,22 @@ def write_chart(report: Report, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    styles = {"p50": "-", "p99": "--", "p99.9": ":"}
-    for relay, points in sorted(report.chart.items()):
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (relay, points) in enumerate(sorted(report.chart.items())):
+        colour = colours[index % len(colours)]
         sessions = sorted(points, key=int)
         xs = [int(s) for s in sessions]
-        for pct, style in styles.items():
+        for pct, style, marker in (("p50", "-", "o"), ("p99", "--", "^")):
             ys = [points[s][pct] for s in sessions]
-            marker = "o" if len(xs) > 1 else "s"
-            ax.plot(xs, ys, style, marker=marker, label=f"{relay} {pct}")
+            line = style if len(xs) > 1 else "none"
+            ax.plot(xs, ys, linestyle=line, marker=marker, color=colour, label=f"{relay} {pct}")
     ax.set_xlabel("concurrent sessions (each 30 updates/s of 16 KiB)")
     ax.set_ylabel("one-way latency through the relay (ms)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(f"Relay latency on loopback ({report.meta.get('date', '')})")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(f"Relay latency on loopback, median of rounds ({report.meta.get('date', '')})")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
