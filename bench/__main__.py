@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx.log(f"{part} FAILED: {failed[part]}")
         ctx.log(f"{part} took {time.monotonic() - part_started:.0f} s")
     ctx.report.meta["duration"] = f"{time.monotonic() - started:.0f} s"
+    ctx.report.meta["load average at end"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     if options.before_tree is not None:
         from bench.relay_bench import before_after
 

@@ -290,7 +290,7 @@ def _latency_tables(ctx: Context, counts: list[int], peers_at: int, names: list[
         load = (
             "1 session, 1 KiB at 1,000 msg/s"
             if tag == "rate1000"
-            else (f"{tag[1:]} sessions x 30/s x 16 KiB")
+            else (f"{tag[1:]} session{'' if tag == 's1' else 's'} x 30/s x 16 KiB")
         )
         for name in names:
             key = f"latency.{tag}.{name}"
