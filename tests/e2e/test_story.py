@@ -100,9 +100,15 @@ class SentFrames:
     def __init__(self) -> None:
         self.types: list[int] = []
         self.texts: list[str] = []
+        self.received: list[int] = []
 
     def watch(self, ws: WebSocket) -> None:
         ws.on("framesent", self._sent)
+        ws.on("framereceived", self._received)
+
+    def _received(self, payload: str | bytes) -> None:
+        if isinstance(payload, bytes) and len(payload) >= 2:
+            self.received.append(payload[1])
 
     def _sent(self, payload: str | bytes) -> None:
         if isinstance(payload, bytes) and len(payload) >= 2:
@@ -168,7 +174,7 @@ def _pattern_matches(seen: dict[tuple[int, int], tuple[int, int, int]]) -> bool:
     return all(_close(seen[point], rgb) for point, rgb in expected.items())
 
 
-async def _wait_for_pattern(page: Page, agent: AgentProcess) -> None:
+async def _wait_for_pattern(page: Page, agent: AgentProcess, frames: SentFrames) -> None:
     """Wait until the canvas shows the colour blocks and the root colour drawn on X."""
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while not _pattern_matches(seen := await _pattern_seen(page)):
@@ -177,7 +183,8 @@ async def _wait_for_pattern(page: Page, agent: AgentProcess) -> None:
             details = await page.get_attribute("#s-readout", "title")
             raise AssertionError(
                 f"the canvas never showed the pattern: {seen}; status {status!r}; "
-                f"{details}; agent:\n{agent.output}"
+                f"{details}; binary frame types on the socket: {sorted(set(frames.received))} "
+                f"({len(frames.received)} frames); agent:\n{agent.output}"
             )
         await asyncio.sleep(0.05)
 
@@ -289,7 +296,7 @@ async def test_the_whole_story(
     # 4. The console draws the customer's screen: the colour blocks and the root colour.
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
     await expect(console.locator("#stage-note")).to_be_hidden()
-    await _wait_for_pattern(console, agent)
+    await _wait_for_pattern(console, agent, frames)
     await expect(console.locator("#s-readout")).to_have_text(re.compile(r"^\d+ fps · \d+ ms$"))
     await expect(console.locator("#people li[data-slot='0']")).to_contain_text("customer's agent")
 
@@ -548,7 +555,7 @@ async def test_console_falls_back_to_p256_with_a_real_agent(
     await agent.expect("Allow?", after=words_at)
     agent.answer("y")
 
-    await _wait_for_pattern(console, agent)
+    await _wait_for_pattern(console, agent, frames)
     await expect(console.locator("#rb-words")).to_have_text(" ".join(agent_words))
     (hello,) = frames.messages(msg.Hello)
     assert hello.algorithms == (msg.KeyAlgorithm.P256,)
@@ -575,7 +582,7 @@ async def test_console_resumes_after_the_network_drops(
     agents.append(agent)
     asked = await agent.expect("Allow?")
     agent.answer("y")
-    await _wait_for_pattern(console, agent)
+    await _wait_for_pattern(console, agent, frames)
     words = await console.text_content("#rb-words")
     room = site.hub.room(opened.session_id)
     assert room is not None

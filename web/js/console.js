@@ -418,7 +418,8 @@ function renderReadout(screen) {
     readout.title =
       `updates painted per second / time from arrival to paint. ` +
       `Key epoch ${viewer.epoch}; frames received: ${received || "none"}; ` +
-      `${screen.updatesPainted} updates painted, ${viewer.framesDropped} frames refused; ` +
+      `${screen.updatesPainted} updates painted, ${viewer.framesDropped} frames refused, ` +
+      `${viewer.keyframesAsked} keyframes asked for a missing picture; ` +
       `last problem: ${problem}`;
   }
 }

@@ -12,6 +12,8 @@ const MAGIC_VERSION = MAGIC | VERSION;
 export const HEADER_SIZE = 18;
 export const AGENT_SLOT = 0;
 export const MAX_VIEWER_SLOT = 0xfffd;
+/** The customer's web page: chat only, pairwise with the agent; never a viewer's slot. */
+export const CUSTOMER_SLOT = 0xfffd;
 export const RECORDING_SLOT = 0xfffe;
 export const BROADCAST_SLOT = 0xffff;
 export const TAG_SIZE = 16;

@@ -30,7 +30,9 @@ const MAX_KNOWN = 512;
 /** Close codes after which the same token may connect again (docs/api.md, close codes). */
 const RESUMABLE = new Set([1001, 1006, 4200, 4201]);
 /** About 30 s in all, well inside the broker's default two-minute resume window. */
-const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000, 15000]; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
+const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000, 15000];
+/** How long to wait for a picture once we hold a key, before each keyframe request. */
+const PICTURE_WAIT_MS = [2000, 4000, 8000]; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
 
 export const CLOSE_REASONS = {
   1000: "closed normally",
@@ -90,6 +92,8 @@ export class Viewer extends EventTarget {
     this.errors = [];
     this.framesDropped = 0;
     this.framesReceived = new Map(); // frame type -> count, for diagnostics
+    this.keyframesAsked = 0; // by watchForPicture, for diagnostics
+    this.pictureTimer = null;
     this.inbox = Promise.resolve();
     this.requestIds = 0;
     this.reconnects = 0;
@@ -186,6 +190,7 @@ export class Viewer extends EventTarget {
   close() {
     this.leaving = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.pictureTimer);
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "left");
   }
 
@@ -385,7 +390,25 @@ export class Viewer extends EventTarget {
     }
     this.parts = []; // an update split across an epoch change can never complete
     this.wantKeyframe = false; // the agent follows every new epoch with a keyframe
+    this.watchForPicture(0);
     this.changed();
+  }
+
+  /**
+   * Holding a key but still no picture after a while: ask for a keyframe, then again less and
+   * less often. The agent sends one after admitting us; if it, or the relay, lost it, the
+   * engineer would otherwise look at a blank screen until the customer's screen changes.
+   */
+  watchForPicture(attempt) {
+    clearTimeout(this.pictureTimer);
+    const delay = PICTURE_WAIT_MS[Math.min(attempt, PICTURE_WAIT_MS.length - 1)];
+    this.pictureTimer = setTimeout(() => {
+      if (this.screen.hasPicture || this.leaving || this.ended || !this.receiver?.epoch) return;
+      if (this.viewingSlots.includes(this.slot) && this.phase !== "paused" && this.requestKeyframe()) {
+        this.keyframesAsked += 1;
+      }
+      this.watchForPicture(attempt + 1);
+    }, delay);
   }
 
   async onBinary(data, arrivedAt) {
