@@ -101,8 +101,10 @@ class SentFrames:
         self.types: list[int] = []
         self.texts: list[str] = []
         self.received: list[int] = []
+        self.urls: list[str] = []
 
     def watch(self, ws: WebSocket) -> None:
+        self.urls.append(ws.url)
         ws.on("framesent", self._sent)
         ws.on("framereceived", self._received)
 
@@ -358,6 +360,13 @@ async def test_the_whole_story(
     assert frames.count(INPUT_FRAME_TYPE) == sent_inputs
     assert "after revoke" not in story_display.typed_text()
     assert story_display.pointer() == (210, 130)
+
+    # The staff token went only in the subprotocol: not in the socket's URL, not in storage.
+    assert frames.urls == [site.url(f"/ws/viewer/{session_id}").replace("http", "ws", 1)]
+    stored = await console.evaluate(
+        "localStorage.length + sessionStorage.length + document.cookie.length"
+    )
+    assert stored == 0
 
     # 7. The engineer ends the session; the agent leaves with status 0.
     await console.click("#end-btn")
