@@ -20,6 +20,7 @@ from broker.api.openapi import build_openapi
 from broker.api.routing import ApiRoute, add_routes, json_response
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY, Clock
 from broker.audit import handlers as audit_handlers
+from broker.audit.log import Actor
 from broker.auth import handlers as auth_handlers
 from broker.relay.handlers import HUB_KEY, add_relay_routes
 from broker.relay.hub import Hub, ticking
@@ -31,6 +32,9 @@ from broker.web import add_web_routes
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 30.0
+AGENT_LOST_AFTER_RESTART = "agent_lost_after_restart"
+"""End reason of a session whose agent did not come back within the resume window of a restart."""
+STARTED_KEY: web.AppKey[datetime] = web.AppKey("started", datetime)
 
 
 def broker_version() -> str:
@@ -78,23 +82,73 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB_KEY] = hub
     async with ticking(hub):
         yield
-    await hub.close_all()
+
+
+async def _going_away(app: web.Application) -> None:
+    """Tell every peer the broker is going away (1001) while their sockets are still open.
+
+    This runs in ``on_shutdown``: by the time ``cleanup_ctx`` unwinds, aiohttp has already
+    dropped the connections without a close frame, which clients saw as an abnormal closure
+    (1006) instead of the documented "reconnect and resume".
+    """
+    await app[HUB_KEY].close_all()
+
+
+async def end_sessions_lost_in_restart(app: web.Application) -> int:
+    """End sessions left ``active`` by an earlier broker process whose agent never came back.
+
+    The resume window of a lost agent runs in its live room (``Hub.tick``), and rooms live in
+    memory: after a restart an ``active`` session has no room until someone connects, and a
+    room opened by an engineer's console has no agent to lose, so neither would ever end.
+    Within one process a session only becomes ``active`` when its agent connects to its room,
+    so an ``active`` session whose agent has not connected since this process started has
+    been without one at least that long: once that exceeds the resume window, it is over.
+
+    Returns:
+        How many sessions were ended.
+    """
+    services = app[SERVICES_KEY]
+    hub = app[HUB_KEY]
+    if app[CLOCK_KEY]() - app[STARTED_KEY] <= services.settings.resume_window:
+        return 0
+    ended = 0
+    for entry in await services.store.queue(["active"]):
+        room = hub.room(entry.session.id)
+        if room is not None and (
+            room.state.agent_connected or room.state.agent_disconnected_at is not None
+        ):
+            continue  # its agent came back: the room's own resume window applies
+        try:
+            await hub.end(entry.session.id, Actor.system(), AGENT_LOST_AFTER_RESTART)
+        except Exception:  # one bad session must not keep the others alive
+            log.exception("could not end session %s after a restart", entry.session.id)
+            continue
+        ended += 1
+    return ended
+
+
+async def sweep(app: web.Application) -> None:
+    """One pass of the background sweeper (the tests run it directly)."""
+    services = app[SERVICES_KEY]
+    await services.sessions.expire_codes()
+    await end_sessions_lost_in_restart(app)
+    # Picks up `rsb keys rotate` run by another process: new tokens use the new key.
+    await services.auth.load_keyring()
+    services.metrics.live_sessions.set(len(app[HUB_KEY].rooms))
 
 
 async def _sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-    async def sweep() -> None:
+    app[STARTED_KEY] = app[CLOCK_KEY]()
+
+    async def run() -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
-                services = app[SERVICES_KEY]
-                await services.sessions.expire_codes()
-                # Picks up `rsb keys rotate` run by another process: new tokens use the new key.
-                await services.auth.load_keyring()
-                services.metrics.live_sessions.set(len(app[HUB_KEY].rooms))
+                await sweep(app)
             except Exception:
                 log.exception("session sweeper failed; will retry")
 
-    task = asyncio.create_task(sweep())
+    task = asyncio.create_task(run())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -112,6 +166,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(_relay_ctx)
     app.cleanup_ctx.append(_sweeper_ctx)
+    app.on_shutdown.append(_going_away)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/openapi.json", openapi)

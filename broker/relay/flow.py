@@ -30,6 +30,8 @@ class FlowLimits:
     max_queued_frames: int = 8
     max_queued_bytes: int = 4 * 1024 * 1024
     max_queued_control: int = 256
+    heartbeat: float = 20.0
+    """Seconds between WebSocket pings; a peer that does not answer within half of it is dropped."""
 
 
 DELTAS = frozenset({FrameType.SCREEN_UPDATE, FrameType.CURSOR})

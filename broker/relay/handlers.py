@@ -85,9 +85,12 @@ def _token(request: web.Request) -> str:
 def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         _check_origin(request)  # before the upgrade: refused with a plain 403
-        max_size = MAX_MESSAGE[kind]
+        # aiohttp refuses a message of exactly max_msg_size bytes; MAX_MESSAGE is the largest
+        # one allowed (docs/api.md).
+        max_size = MAX_MESSAGE[kind] + 1
+        heartbeat = request.app[HUB_KEY].limits.heartbeat
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), compress=False, max_msg_size=max_size, heartbeat=20.0
+            protocols=(SUBPROTOCOL,), compress=False, max_msg_size=max_size, heartbeat=heartbeat
         )
         await ws.prepare(request)
         sock = request.transport.get_extra_info("socket") if request.transport else None
@@ -178,6 +181,10 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
     room.agent = peer
+    if previous is not None:
+        # Anyone holding the token can do this: record who pushed the connection out (after
+        # the swap, so the old pump's cleanup sees it is no longer the agent).
+        await room.audit(actor, "relay.replaced", {"kind": "agent", "slot": AGENT_SLOT})
     peer.start()
     room.greet(peer)
     for request_message in room.pending_requests():
@@ -335,6 +342,8 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
     room.viewers[slot] = peer
+    if previous is not None:
+        await room.audit(actor, "relay.replaced", {"kind": "viewer", "slot": slot})
     peer.request_keyframe = lambda: _ask_keyframe(room, slot)
     room.remember(peer)
     peer.start()
