@@ -322,7 +322,7 @@ async def test_the_whole_story(
     narrow = await console.locator("#screen").bounding_box()
     assert wide is not None and narrow is not None and narrow["width"] < wide["width"]
     x, y = await _page_point(console, 210, 130)
-    await console.mouse.click(x, y)
+    await console.mouse.move(x, y)  # a move, not a click: xterm would take two as a double click
     await eventually(lambda: story_display.pointer() == (210, 130), "the pointer at 210,130")
     await console.set_viewport_size({"width": 1440, "height": 900})
     x, y = await _page_point(console, 210, 130)
@@ -445,6 +445,10 @@ async def test_console_queue_consent_refusal_pause_chat_and_escalation(
     session_id = urgent.session_id
     await rows.nth(0).locator("button").click()
     await expect(console.locator("#s-case")).to_have_text(urgent.case_number)
+    await expect(console.locator("#s-case-info")).to_have_text(
+        f"severity 1 · {CASE['customer_name']}, {CASE['company']} · "
+        f"{CASE['product']} {CASE['serial_number']}"
+    )
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "waiting")
     joined = await site.broker.call("POST", "/api/v1/join", status=200, json={"code": urgent.code})
     token = joined["agent_token"]

@@ -259,6 +259,8 @@ async function joinSession(sessionId, caseNumber) {
   show("queue-view", false);
   show("session-view", true);
   $("s-case").textContent = caseNumber ?? "";
+  $("s-case-info").textContent = "";
+  if (caseNumber) showCaseInfo(caseNumber);
   $("chat-log").replaceChildren();
   $("notices").replaceChildren();
   $("people").replaceChildren();
@@ -282,6 +284,19 @@ async function joinSession(sessionId, caseNumber) {
     note(`cannot join: ${message(error)}`);
   }
   render();
+}
+
+/** Who and what the session is about, next to the case number. */
+async function showCaseInfo(caseNumber) {
+  try {
+    const item = await api.get(`/api/v1/cases/${encodeURIComponent(caseNumber)}`);
+    if (live?.caseNumber !== caseNumber) return;
+    $("s-case-info").textContent =
+      `severity ${item.severity} \u00b7 ${item.customer_name}, ${item.company} \u00b7 ` +
+      `${item.product} ${item.serial_number}`;
+  } catch {
+    // The bar shows the case number anyway; the details are a convenience.
+  }
 }
 
 function leaveSession() {
