@@ -35,6 +35,7 @@ from broker.types import Role
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import PairwiseChannel, PublicKey, Side
 from rsb_protocol.framing import FrameType
+from rsb_protocol.readback import readback
 from tests.conftest import PASSWORD
 from tests.e2e.conftest_pages import (
     CASE,
@@ -702,3 +703,66 @@ async def test_console_key_mapping_is_what_the_agent_accepts(site: Site, chromiu
     for events in produced:
         for event in events:
             InputEvent.from_json(event, screen_size=(1280, 800))
+
+
+async def test_two_engineers_see_each_other_and_the_same_words(
+    site: Site, chromium: Browser
+) -> None:
+    """An escalated L3 engineer joins from a second console: each console lists the other, says
+    who holds control, and both show the read-back words computed over all three keys."""
+    await site.broker.add_user(ENGINEER[0], Role.RSE, ENGINEER[1])
+    await site.broker.add_user("eli", Role.ENGINEERING, "Eli Navarro")
+    staff = await site.broker.login(ENGINEER[0])
+    opened = await _open_case(site, staff, 1)
+    joined = await site.broker.call("POST", "/api/v1/join", status=200, json={"code": opened.code})
+    agent = await ScriptedAgent.join(site.broker.client, joined["agent_token"], opened.session_id)
+    problems: list[str] = []
+    rita = await _console_page(chromium, SentFrames(), problems)
+    eli = await _console_page(chromium, SentFrames(), problems)
+    await _sign_in(rita, site)
+    await rita.locator(f"#sessions-body tr[data-session='{opened.session_id}'] button").click()
+
+    async def admit(permission: str) -> int:
+        request = await agent.peer.wait(
+            lambda: [
+                r
+                for r in agent.peer.of(msg.ConsentRequest)
+                if r.permission == permission and r.request_id not in answered
+            ]
+        )
+        answered.add(request[0].request_id)
+        await agent.peer.wait(lambda: agent.viewer_key(request[0].slot))
+        await agent.grant(request[0])
+        return request[0].slot
+
+    answered: set[str] = set()
+    rita_slot = await admit("view")
+    await expect(rita.locator("#s-status")).to_have_attribute("data-status", "observing")
+
+    await eli.goto(site.url("/console"))
+    await eli.fill("#username", "eli")
+    await eli.fill("#password", PASSWORD)
+    await eli.click("#login-submit")
+    await eli.locator(f"#sessions-body tr[data-session='{opened.session_id}'] button").click()
+    await expect(rita.locator("#people")).to_contain_text("Eli Navarro (L3)waiting for consent")
+    eli_slot = await admit("view")
+    await expect(rita.locator(f"#people li[data-slot='{eli_slot}']")).to_contain_text("viewing")
+    await expect(eli.locator(f"#people li[data-slot='{rita_slot}']")).to_contain_text(
+        "Rita Reyes (L2)viewing"
+    )
+
+    keys = [agent.keys.public]
+    for slot in (rita_slot, eli_slot):
+        announced = agent.viewer_key(slot)
+        assert announced is not None
+        keys.append(PublicKey.from_announce(announced))
+    words = " ".join(readback(opened.session_id, keys).words)
+    await expect(rita.locator("#rb-words")).to_have_text(words)
+    await expect(eli.locator("#rb-words")).to_have_text(words)
+
+    await eli.click("#control-btn")
+    await admit("control")
+    await expect(eli.locator("#s-control")).to_have_attribute("data-control", "controlling")
+    await expect(rita.locator("#s-control")).to_have_text("Eli Navarro has control")
+    await expect(rita.locator(f"#people li[data-slot='{eli_slot}']")).to_contain_text("in control")
+    assert problems == []
