@@ -723,17 +723,18 @@ async def test_two_engineers_see_each_other_and_the_same_words(
     await rita.locator(f"#sessions-body tr[data-session='{opened.session_id}'] button").click()
 
     async def admit(permission: str) -> int:
-        request = await agent.peer.wait(
+        pending: list[msg.ConsentRequest] = await agent.peer.wait(
             lambda: [
                 r
                 for r in agent.peer.of(msg.ConsentRequest)
                 if r.permission == permission and r.request_id not in answered
             ]
         )
-        answered.add(request[0].request_id)
-        await agent.peer.wait(lambda: agent.viewer_key(request[0].slot))
-        await agent.grant(request[0])
-        return request[0].slot
+        request = pending[0]
+        answered.add(request.request_id)
+        await agent.peer.wait(lambda: agent.viewer_key(request.slot))
+        await agent.grant(request)
+        return request.slot
 
     answered: set[str] = set()
     rita_slot = await admit("view")
