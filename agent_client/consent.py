@@ -225,6 +225,16 @@ class AgentConsent:
         self._engineers[slot] = _Engineer(participant, display_name, level)
         return change
 
+    def away(self, slot: int) -> Change:
+        """The engineer in `slot` dropped and may resume: grants and requests stay.
+
+        The broker keeps them for its resume window and lists the slot in `state` meanwhile;
+        when the window runs out its next `state` no longer does (`observe_state`). The group
+        key moves on without the engineer until its key comes back.
+        """
+        engineer = self._engineers.get(slot)
+        return Change(rekey=engineer is not None and VIEW in engineer.grants)
+
     def left(self, slot: int) -> Change:
         """The engineer in `slot` left or was removed: grants and requests go at once."""
         return self._drop(slot)

@@ -84,6 +84,8 @@ log = logging.getLogger(__name__)
 
 _SEQ = struct.Struct(">Q")
 _SEQ_OFFSET = 10  # the header's seq field (rsb_protocol.framing: format >BBBBHIQ)
+DISCONNECTED = "disconnected"
+"""The `leave` reason of a dropped connection, which may resume (docs/protocol.md)."""
 MAX_CHAT_CHARS = 4000
 """Longest chat text the agent shows or passes on; the console and the page send less."""
 
@@ -460,9 +462,14 @@ class AgentSession:
         )
 
     def _on_leave(self, message: Leave) -> Change:
-        change = self.consent.left(message.slot)
+        # Its key goes either way: a viewer that resumes announces one again, and only then
+        # is the group key wrapped to it (``_on_public_key``).
         self.keyring.forget(message.slot)
-        return change
+        if message.reason == DISCONNECTED and message.participant == self.consent.participant(
+            message.slot
+        ):
+            return self.consent.away(message.slot)
+        return self.consent.left(message.slot)
 
     def _on_public_key(self, message: PublicKeyAnnounce) -> Change:
         slot = message.slot
@@ -490,7 +497,7 @@ class AgentSession:
             return Change(
                 rekey=True,
                 keyframe=True,
-                notices=(f"{name} reconnected with a new key; read-back words now: {words}",),
+                notices=(f"{name} is back; read-back words now: {words}",),
             )
         return NOTHING
 

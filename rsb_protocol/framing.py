@@ -52,6 +52,7 @@ __all__ = [
     "Flags",
     "FrameType",
     "pack_header",
+    "peek_position",
     "peek_route",
 ]
 
@@ -197,6 +198,22 @@ def peek_seq(data: bytes | bytearray | memoryview) -> int:
         raise MalformedFrame(f"frame of {len(data)} bytes is shorter than the header")
     seq: int = _SEQ.unpack_from(data, _SEQ_OFFSET)[0]
     return seq
+
+
+_POSITION = struct.Struct(">IQ")
+_EPOCH_OFFSET = 6
+
+
+def peek_position(data: bytes | bytearray | memoryview) -> tuple[int, int]:
+    """The (epoch, seq) fields of a frame ``peek_route`` already accepted (for ACK credits).
+
+    Raises:
+        MalformedFrame: Shorter than a header.
+    """
+    if len(data) < HEADER_SIZE:
+        raise MalformedFrame(f"frame of {len(data)} bytes is shorter than the header")
+    epoch, seq = _POSITION.unpack_from(data, _EPOCH_OFFSET)
+    return epoch, seq
 
 
 @dataclass(frozen=True, slots=True)

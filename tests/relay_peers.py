@@ -196,5 +196,5 @@ class ScriptedViewer:
         )
         await self.peer.ws.send_bytes(channel.seal(FrameType.INPUT, payload))
 
-    async def ack(self, seq: int) -> None:
-        await self.peer.ws.send_bytes(pack_header(FrameType.ACK, self.slot, 0, seq, NO_FLAGS))
+    async def ack(self, seq: int, epoch: int = 0) -> None:
+        await self.peer.ws.send_bytes(pack_header(FrameType.ACK, self.slot, epoch, seq, NO_FLAGS))

@@ -33,7 +33,7 @@ from broker.errors import (
 from broker.relay.flow import TokenBucket
 from broker.relay.hub import Hub
 from broker.relay.peer import Peer
-from broker.relay.room import Room
+from broker.relay.room import AGENT_JOIN, Room
 from broker.services import Services
 from broker.sessions import machine as m
 from broker.sessions.machine import ConsentSource
@@ -48,8 +48,8 @@ from rsb_protocol.framing import (
     Envelope,
     FrameType,
     pack_header,
+    peek_position,
     peek_route,
-    peek_seq,
 )
 
 log = logging.getLogger(__name__)
@@ -181,12 +181,15 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
     room.agent = peer
+    room.max_acked = (-1, 0)  # a new connection counts from a new epoch
     if previous is not None:
         # Anyone holding the token can do this: record who pushed the connection out (after
         # the swap, so the old pump's cleanup sees it is no longer the agent).
         await room.audit(actor, "relay.replaced", {"kind": "agent", "slot": AGENT_SLOT})
     peer.start()
     room.greet(peer)
+    # Viewers and pages already here learn of the agent as newcomers would (room.greet).
+    room.tell_all(AGENT_JOIN, but=peer)
     for request_message in room.pending_requests():
         peer.send(request_message)
     if not room.state.agent_connected:
@@ -209,6 +212,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     finally:
         if room.agent is peer:
             room.agent = None
+            room.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
             if not room.ended:
                 await hub.apply(room, m.AgentDisconnected(at=clock()), actor)
         await peer.stop()
@@ -368,7 +372,8 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     try:
         # Inlined like the agent's loop: ACKs and input are per-update traffic.
         limiter = Limiter("viewer")
-        async for message in ws:
+        while True:
+            message = await ws.receive()
             if message.type is WSMsgType.BINARY:
                 limiter.check_binary()
                 if not _route_from_viewer(room, peer, message.data):
@@ -381,10 +386,13 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                 limiter.check(False)
                 item = msg.parse_message(message.data, TEXT_LIMIT)
                 await _viewer_text(hub, room, peer, item, actor, services)
-            elif message.type is WSMsgType.ERROR:
+            elif message.type in _CLOSED:
+                # Leaving is the console's own close frame with 1000. The broker's close
+                # (shutdown, flow control: CLOSING), a dropped socket (CLOSED, which aiohttp
+                # also reports as 1000) or any other code keeps the grants for the resume window.
+                if message.type is WSMsgType.CLOSE and message.data == 1000:
+                    leave_reason = "left"
                 break
-        if ws.close_code == 1000:
-            leave_reason = "left"
     finally:
         if dropped:
             await room.audit(actor, "relay.input_dropped", {"count": dropped})
@@ -404,6 +412,9 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         await peer.stop()
 
 
+_CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+
+
 def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> bool:
     """Relay one binary frame from a viewer; False when it was dropped (to be audited)."""
     frame_type, slot = peek_route(data)
@@ -416,10 +427,14 @@ def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> bool:
             return False
         agent.offer(data, frame_type)
     elif frame_type == FrameType.ACK:
-        seq = peek_seq(data)
+        epoch, seq = peek_position(data)
         peer.acked = seq
-        if seq > room.max_acked and agent is not None:
-            room.max_acked = seq
+        last_epoch, last_seq = room.max_acked
+        # The fastest viewer paces the agent: forward each newer seq, and the first ACK of
+        # any other epoch (a re-key or a restarted agent starts counting at 1 again; no
+        # update has seq 0).
+        if agent is not None and seq > 0 and (epoch != last_epoch or seq > last_seq):
+            room.max_acked = (epoch, seq)
             agent.offer(data, frame_type)
     elif frame_type in (FrameType.KEYFRAME_REQUEST, FrameType.CHAT):
         if peer in room.frame_targets and agent is not None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 AuditSink = Callable[[Actor, str, Mapping[str, Any]], Awaitable[None]]
 
 _CUSTOMER_JOIN = msg.Join(CUSTOMER_SLOT, "customer", "Customer", msg.Role.CUSTOMER)
+AGENT_JOIN = msg.Join(AGENT_SLOT, "agent", "Customer's computer", msg.Role.AGENT)
 
 
 def _customer_leave(reason: str) -> msg.Leave:
@@ -62,7 +63,9 @@ class Room:
         self.public_keys: dict[tuple[int, str], msg.PublicKeyAnnounce] = {}
         self.frame_targets: tuple[Peer, ...] = ()
         self.controller: Peer | None = None
-        self.max_acked = 0
+        # The newest (epoch, seq) acknowledged to the agent. The sequence starts again with
+        # each epoch and with each agent process, so a new epoch always goes through.
+        self.max_acked: tuple[int, int] = (-1, 0)
         self._slots: dict[str, int] = {}
         self._names: dict[int, tuple[str, str | None]] = {}
         self._requests: dict[tuple[int, str], str] = {}
@@ -228,7 +231,7 @@ class Room:
         )
         peer.send(self.state_message())
         if self.agent is not None and peer is not self.agent:
-            peer.send(msg.Join(AGENT_SLOT, "agent", "Customer's computer", msg.Role.AGENT))
+            peer.send(AGENT_JOIN)
         for other in self.viewers.values():
             if other is not peer:
                 peer.send(self.join_message(other))

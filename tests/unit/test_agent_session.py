@@ -451,6 +451,35 @@ async def test_reconnect_keeps_consent_and_rewraps_without_asking_again(rig: Rig
     assert await asyncio.wait_for(rig.task, WAIT) is ExitStatus.ENDED  # type: ignore[arg-type]
 
 
+async def test_a_viewer_that_drops_and_resumes_gets_the_key_and_frames_again(rig: Rig) -> None:
+    link = await rig.connect()
+    alice = Viewer(3, "alice")
+    await rig.admit(link, alice)
+    # The console's socket dropped: the broker keeps its grant for the resume window.
+    link.push(Leave(3, "alice", "disconnected"))
+    await rig.eventually(lambda: not rig.session.frames_allowed())
+    assert rig.session.consent.admitted_viewers() == {3}
+    opened = len(alice.opened)
+    # It resumes in the same slot: the broker replays its join, the console its key.
+    for message in alice.messages()[:2]:
+        link.push(message)
+    sent = await rig.until(link, alice, lambda d: _type(d) is FrameType.KEYFRAME)
+    assert [_type(d) for d in sent] == [FrameType.KEY_WRAP, FrameType.KEYFRAME]
+    assert rig.prompt.questions.empty(), "no new prompt for a resume"
+    assert alice.opened[opened:] == [FrameType.KEYFRAME]
+
+
+async def test_a_viewer_that_left_is_asked_about_again(rig: Rig) -> None:
+    link = await rig.connect()
+    alice = Viewer(3, "alice")
+    await rig.admit(link, alice)
+    link.push(Leave(3, "alice", "left"))
+    await rig.eventually(lambda: not rig.session.consent.admitted_viewers())
+    for message in alice.messages():
+        link.push(message)
+    assert (await rig.prompt.answer(False)).request.slot == 3
+
+
 @pytest.mark.parametrize(
     ("code", "status"),
     [(4103, ExitStatus.ENDED), (4003, ExitStatus.CONNECTION_FAILED)],
