@@ -564,6 +564,36 @@ async def test_a_cut_connection_reconnects_and_the_stream_resumes_without_a_new_
     assert agent.count("Allow? Type y or n") == 1, agent.output
 
 
+async def test_a_viewer_that_drops_and_resumes_sees_the_screen_again_without_a_new_prompt(
+    stage: Stage, agent: AgentProcess
+) -> None:
+    rita = await stage.viewer("rita")
+    await admit(agent, rita, "Rita Reyes")
+    await screen_matches(stage, rita)
+    ws = rita._ws
+    assert ws is not None
+    ws.transport.abort()  # the console's network drops: no close frame
+    await rita.wait_for(lambda c: c.closed, 10 * WAIT_UNIT)
+
+    async def recorded(action: str) -> bool | None:
+        return any(e["action"] == action for e in await stage.audit()) or None
+
+    await eventually_async(
+        lambda: recorded("session.participant_disconnected"), timeout=10, what="the drop"
+    )
+    # The console resumes in the same slot with the same key.
+    session = ViewerSession(stage.session_id)
+    session.own = rita.session.own
+    again = await stage.viewer("rita", session=session)
+    await again.wait_first_keyframe(15 * WAIT_UNIT)
+    assert again.slot == rita.slot
+    await stage.xdotool("mousemove", str(INSIDE_XTERM[0]), str(INSIDE_XTERM[1]))
+    await stage.xdotool("type", "back after the drop")
+    await screen_matches(stage, again)
+    assert await recorded("session.participant_resumed")
+    assert agent.count("Allow? Type y or n") == 1, agent.output
+
+
 # --- attach, as the customer page tells the customer -----------------------------------------
 
 
