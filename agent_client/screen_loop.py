@@ -19,6 +19,7 @@ Pacing has two parts:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from concurrent.futures import Executor
 from typing import Protocol
@@ -29,6 +30,8 @@ from agent_client.pointer import PointerProbe
 from rsb_protocol.framing import FrameType
 
 __all__ = ["Credits", "FrameSink", "ScreenLoop"]
+
+log = logging.getLogger(__name__)
 
 _Captured = tuple[FrameType | None, bytes | None, tuple[int, int] | None]
 """(frame type, serialized update, pointer position) from one capture."""
@@ -111,6 +114,7 @@ class ScreenLoop:
         window: int = 3,
         ack_timeout: float = 5.0,
         encoder: Encoder | None = None,
+        retry_after: float = 0.5,
     ) -> None:
         """Prepare the loop; nothing is captured until `run` and consent allow it.
 
@@ -125,6 +129,7 @@ class ScreenLoop:
             ack_timeout: Seconds without any ACK, credits exhausted, before the loop assumes
                 the ACKs were lost and starts over from a keyframe instead of stalling.
             encoder: The encoder (a default `Encoder` if None).
+            retry_after: Seconds before the next try after a capture or encoding failed.
 
         Raises:
             ValueError: `max_fps` is not positive or `window` is below 1.
@@ -139,6 +144,7 @@ class ScreenLoop:
         self._min_interval = 1.0 / max_fps
         self._ack_timeout = ack_timeout
         self._encoder = encoder or Encoder()
+        self._retry_after = retry_after
         self.credits = Credits(window)
         self._kick = asyncio.Event()
         self._force = True
@@ -188,9 +194,17 @@ class ScreenLoop:
                 continue
             force, self._force = self._force, False
             started = loop.time()
-            kind, payload, pointer = await loop.run_in_executor(
-                self._executor, self._capture, force
-            )
+            try:
+                kind, payload, pointer = await loop.run_in_executor(
+                    self._executor, self._capture, force
+                )
+            except Exception as exc:
+                # One failed grab (the X server busy or reconfiguring) must not end the loop:
+                # the task would die unnoticed and viewers would wait for frames forever.
+                log.warning("screen capture failed, trying again: %r", exc)
+                self._force = True
+                next_at = loop.time() + self._retry_after
+                continue
             next_at = started + max(self._min_interval, 2 * (loop.time() - started))
             if not self._sink.frames_allowed():
                 self._force = True  # consent changed while encoding: this frame never leaves
