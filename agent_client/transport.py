@@ -10,7 +10,11 @@ with every knob set on purpose (DESIGN.md, "Set every WebSocket knob explicitly"
   costs time on the frame path;
 - `max_size` bounded: the agent only receives control messages and input, all small;
 - TCP_NODELAY set and checked: Nagle's algorithm would hold small input and cursor frames back
-  by tens of milliseconds.
+  by tens of milliseconds;
+- a short close timeout (`CLOSE_TIMEOUT`): when the agent ends, its `end` is already on the wire
+  before it closes, so waiting websockets' default 10 s for a broker that does not answer the
+  close (busy, or its event loop stalled) only kept the customer's agent running after SIGTERM
+  or `e`.
 
 `Outbox` orders everything the agent sends through one writer task, so a KEY_WRAP always
 precedes the first frame sealed under its epoch, and screen frames still queued when consent
@@ -33,6 +37,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "SUBPROTOCOL",
     "ConnectFailed",
     "Connector",
@@ -45,6 +50,8 @@ __all__ = [
 
 SUBPROTOCOL = "rsb.v1"
 TOKEN_PREFIX = "rsb.token."
+CLOSE_TIMEOUT = 1.0
+"""Seconds to wait for the broker's side of the closing handshake before dropping the socket."""
 
 
 class TransportClosed(Exception):
@@ -104,6 +111,11 @@ class _WebSocketTransport:
         sock = self._ws.transport.get_extra_info("socket")
         return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
+    @property
+    def close_timeout(self) -> float | None:
+        """Seconds `close` waits for the broker's side of the closing handshake."""
+        return self._ws.close_timeout
+
     async def send(self, data: str | bytes) -> None:
         try:
             await self._ws.send(data)
@@ -160,6 +172,7 @@ def websocket_connector(
                 compression=None,
                 max_size=max_size,
                 open_timeout=open_timeout,
+                close_timeout=CLOSE_TIMEOUT,
                 user_agent_header=user_agent,
                 **tls,
             )

@@ -28,7 +28,12 @@ from agent_client.consent import PendingRequest
 from agent_client.prompt import Banner, Command, Question, TerminalPrompt
 from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
 from agent_client.session_rules import CloseVerdict, close_verdict, reconnect_delays
-from agent_client.transport import Transport, TransportClosed, websocket_connector
+from agent_client.transport import (
+    CLOSE_TIMEOUT,
+    Transport,
+    TransportClosed,
+    websocket_connector,
+)
 from rsb_protocol.e2e import GroupReceiver, KeyPair, PairwiseChannel, PublicKey, Side
 from rsb_protocol.errors import ProtocolError, UnknownEpoch
 from rsb_protocol.framing import BROADCAST_SLOT, CUSTOMER_SLOT, Envelope, Flags, FrameType
@@ -538,6 +543,8 @@ async def test_the_websocket_sets_nodelay_no_compression_and_the_token_subprotoc
         async with connect() as transport:
             assert await transport.recv() == "hi"
             assert transport.nodelay  # type: ignore[attr-defined]
+            # Ending must not wait websockets' default 10 s for a broker that does not answer.
+            assert transport.close_timeout == CLOSE_TIMEOUT  # type: ignore[attr-defined]
     assert seen == {"protocols": "rsb.v1, rsb.token.a.b.c", "extensions": None}
 
 
