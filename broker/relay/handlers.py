@@ -8,10 +8,12 @@ the socket with its close code: this wrapper is the WebSocket half of the error 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -167,6 +169,16 @@ def _answer_error(peer: Peer, exc: BrokerError) -> None:
     peer.send(msg.ErrorMessage(exc.code, exc.message[:2000]))
 
 
+async def _unabridged(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run a connection's cleanup to the end even if its handler is being cancelled.
+
+    A server that cancels handlers when the client goes away (aiohttp can) would otherwise cut
+    the cleanup at its first await: the state would say "disconnected" without the audit row,
+    or a departed viewer would stay in the room.
+    """
+    await asyncio.shield(cleanup)
+
+
 # --- agent ----------------------------------------------------------------------------------
 
 
@@ -210,12 +222,16 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
             elif message.type is WSMsgType.ERROR:
                 break
     finally:
-        if room.agent is peer:
-            room.agent = None
-            room.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
-            if not room.ended:
-                await hub.apply(room, m.AgentDisconnected(at=clock()), actor)
-        await peer.stop()
+
+        async def gone() -> None:
+            if room.agent is peer:
+                room.agent = None
+                room.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
+                if not room.ended:
+                    await hub.apply(room, m.AgentDisconnected(at=clock()), actor)
+            await peer.stop()
+
+        await _unabridged(gone())
 
 
 _SCREEN_TYPES = frozenset({FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR})
@@ -394,22 +410,26 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                     leave_reason = "left"
                 break
     finally:
-        if dropped:
-            await room.audit(actor, "relay.input_dropped", {"count": dropped})
-        if room.viewers.get(slot) is peer:
-            del room.viewers[slot]
-            room.tell_all(msg.Leave(slot, principal.name, leave_reason))
-            if not room.ended:
-                event: m.Event = (
-                    m.EngineerLeft(at=clock(), pid=pid)
-                    if leave_reason == "left"
-                    else m.EngineerDisconnected(at=clock(), pid=pid)
-                )
-                try:
-                    await hub.apply(room, event, actor)
-                except InvalidTransition:
-                    room.reroute()
-        await peer.stop()
+
+        async def gone() -> None:
+            if dropped:
+                await room.audit(actor, "relay.input_dropped", {"count": dropped})
+            if room.viewers.get(slot) is peer:
+                del room.viewers[slot]
+                room.tell_all(msg.Leave(slot, principal.name, leave_reason))
+                if not room.ended:
+                    event: m.Event = (
+                        m.EngineerLeft(at=clock(), pid=pid)
+                        if leave_reason == "left"
+                        else m.EngineerDisconnected(at=clock(), pid=pid)
+                    )
+                    try:
+                        await hub.apply(room, event, actor)
+                    except InvalidTransition:
+                        room.reroute()
+            await peer.stop()
+
+        await _unabridged(gone())
 
 
 _CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
@@ -504,7 +524,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     finally:
         room.customers.discard(peer)
         room.customer_gone(peer)
-        await peer.stop()
+        await _unabridged(peer.stop())
 
 
 async def _customer_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor) -> None:
