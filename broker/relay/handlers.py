@@ -202,9 +202,13 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     room.greet(peer)
     # Viewers and pages already here learn of the agent as newcomers would (room.greet).
     room.tell_all(AGENT_JOIN, but=peer)
-    for request_message in room.pending_requests():
-        peer.send(request_message)
-    if not room.state.agent_connected:
+    if room.state.agent_connected:
+        # A connection replacing one the broker still counts: the state machine asks nothing
+        # again, so send what is still open here. Otherwise ``AgentConnected`` asks it, and
+        # sending it here as well would ask the agent twice.
+        for request_message in room.pending_requests():
+            peer.send(request_message)
+    else:
         await hub.apply(room, m.AgentConnected(at=clock()), actor)
         await services.sessions.set_live_state(room.session_id, "active")
     try:

@@ -109,6 +109,7 @@ class Room:
         async with self.lock:
             transition = m.apply(self.state, event, resume_window=self._resume_window)
             self.state = transition.state
+            self._settle_requests()
             self._reroute()
             for effect in transition.effects:
                 await self._carry_out(effect, actor)
@@ -132,11 +133,36 @@ class Room:
 
     def _ask(self, pid: str, display_name: str, level: Level | None, permission: str) -> None:
         slot = self.slot_for(pid)
-        self._request_seq += 1
-        request_id = f"req-{self._request_seq}"
-        self._requests[(slot, permission)] = request_id
         if self.agent is not None:
-            self.agent.send(self._consent_request(request_id, slot, permission))
+            self.agent.send(
+                self._consent_request(self._request_id(slot, permission), slot, permission)
+            )
+
+    def _request_id(self, slot: int, permission: str) -> str:
+        """The id of the open request for `permission` in `slot`, made on first use.
+
+        A request is sent again under the same id while it stays open (to an agent that
+        reconnects, or replaces its connection): the agent then keeps its prompt, or repeats
+        the answer it gave. A new id would tell it that a yes it already gave no longer counts,
+        so it would drop the grant and ask the customer again (agent_client/consent.py, rule 1).
+        """
+        request_id = self._requests.get((slot, permission))
+        if request_id is None:
+            self._request_seq += 1
+            request_id = self._requests[(slot, permission)] = f"req-{self._request_seq}"
+        return request_id
+
+    def _settle_requests(self) -> None:
+        """Forget the ids of requests the state no longer holds open (answered, withdrawn,
+        or their engineer gone), so that asking again later gets a new id."""
+        open_now = {
+            (self._slots[p.pid], permission.value)
+            for p in self.state.participants
+            if p.pid in self._slots
+            for permission in p.requested
+        }
+        for key in [key for key in self._requests if key not in open_now]:
+            del self._requests[key]
 
     def _consent_request(self, request_id: str, slot: int, permission: str) -> msg.ConsentRequest:
         name, level = self._names.get(slot, ("engineer", None))
@@ -152,14 +178,15 @@ class Room:
         )
 
     def pending_requests(self) -> list[msg.ConsentRequest]:
-        """Requests still unanswered, for an agent that (re)connects."""
+        """Requests still unanswered, each under its one id, for an agent connection that
+        replaces another (after a disconnection, ``AgentConnected`` asks them again)."""
         pending = []
         for participant in self.state.participants:
             slot = self._slots.get(participant.pid)
             for permission in sorted(participant.requested):
                 if slot is None:
                     continue
-                request_id = self._requests.get((slot, permission.value)) or "req-0"
+                request_id = self._request_id(slot, permission.value)
                 pending.append(self._consent_request(request_id, slot, permission.value))
         return pending
 

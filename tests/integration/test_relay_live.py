@@ -117,3 +117,43 @@ async def test_viewers_present_learn_of_the_agent_coming_and_going(broker: Broke
     leaves = await rita.peer.wait(lambda: [m for m in rita.peer.of(msg.Leave) if m.slot == 0])
     assert leaves == [msg.Leave(AGENT_SLOT, "agent", "disconnected")]
     await rita.peer.close()
+
+
+def _requests(agent: ScriptedAgent, slot: int) -> list[str]:
+    return [r.request_id for r in agent.peer.of(msg.ConsentRequest) if r.slot == slot]
+
+
+async def test_an_agent_arriving_after_the_viewer_is_asked_once(broker: Broker) -> None:
+    live = await _live(broker)
+    rita = await _viewer(broker, live, live.staff)  # the console opened the session first
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    requests = await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRequest))
+    # The customer answers the first request at once, as the real agent's prompt allows.
+    await agent.grant(requests[0])
+    await agent.peer.wait(lambda: [s for s in agent.peer.of(msg.State) if s.viewing_slots])
+    # A second request under another id would tell the agent its yes no longer counts: the
+    # real agent then drops the grant and asks again (tests/e2e/test_story.py, p256).
+    assert _requests(agent, rita.slot) == [requests[0].request_id]
+    assert not agent.peer.of(msg.ErrorMessage)
+    await agent.peer.close()
+    await rita.peer.close()
+
+
+async def test_an_agent_that_comes_back_is_asked_under_the_same_id(broker: Broker) -> None:
+    live = await _live(broker)
+    rita = await _viewer(broker, live, live.staff)
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    first = await agent.peer.wait(lambda: _requests(agent, rita.slot))
+    await agent.peer.ws.close(code=1006)  # dropped with the prompt still open
+    again = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    # The same question: an answer already given to it (and lost) is simply repeated.
+    assert await again.peer.wait(lambda: _requests(again, rita.slot)) == first
+    # A newer connection pushing that one out is sent what is still open too.
+    third = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    assert await again.peer.closed() == 4104
+    assert await third.peer.wait(lambda: _requests(third, rita.slot)) == first
+    await third.grant(third.peer.of(msg.ConsentRequest)[0])
+    await third.peer.wait(lambda: [s for s in third.peer.of(msg.State) if s.viewing_slots])
+    assert _requests(third, rita.slot) == first
+    await third.peer.close()
+    await rita.peer.close()
