@@ -29,8 +29,8 @@ from rsb_protocol.framing import (
 )
 from rsb_protocol.readback import readback
 from tests.conftest import Broker
-from tests.integration.test_relay import Live, _admitted, _live, _viewer
 from tests.relay_peers import Peer, ScriptedAgent, connect
+from tests.relay_sessions import Live, admit_viewer, join_viewer, live_session
 
 CUSTOMER_SAYS = b"PAGE-SECRET: the printer shows E-51"
 ENGINEER_SAYS = b"ENGINEER-SECRET: open tray 2"
@@ -93,10 +93,10 @@ async def _chats(broker: Broker, session_id: str) -> list[tuple[str, dict[str, o
 async def test_chat_goes_page_to_agent_and_back_and_the_broker_sees_only_ciphertext(
     broker: Broker, db_path: Path
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
-    await _admitted(broker, live, agent, viewer)
+    viewer = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, viewer)
     page = await Page.open(broker, live)
     await page.announce()
 
@@ -160,12 +160,12 @@ async def test_chat_goes_page_to_agent_and_back_and_the_broker_sees_only_ciphert
 async def test_the_read_back_covers_the_page_key_only_while_the_page_is_here(
     broker: Broker,
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     page = await Page.open(broker, live)
     await page.announce()
     await agent.peer.wait(lambda: [k for k in agent.peer.of(msg.PublicKeyAnnounce) if k.slot])
-    viewer = await _viewer(broker, live, live.staff)
+    viewer = await join_viewer(broker, live, live.staff)
     # A viewer that arrives later is greeted with the page as a participant, then its key.
     kinds = await viewer.peer.wait(
         lambda: [
@@ -185,7 +185,7 @@ async def test_the_read_back_covers_the_page_key_only_while_the_page_is_here(
     await page.peer.close()
     for peer in (agent.peer, viewer.peer):
         await peer.wait(lambda p=peer: [m for m in p.of(msg.Leave) if m.slot == CUSTOMER_SLOT])
-    dana = await _viewer(broker, live, await broker.staff("dana", Role.DESK, "Dana Desk"))
+    dana = await join_viewer(broker, live, await broker.staff("dana", Role.DESK, "Dana Desk"))
     await dana.peer.wait(lambda: dana.peer.of(msg.State))
     await dana.peer.wait(lambda: [k for k in dana.peer.of(msg.PublicKeyAnnounce) if k.slot == 0])
     assert not [m for m in dana.peer.texts if getattr(m, "slot", None) == CUSTOMER_SLOT]
@@ -205,7 +205,7 @@ async def test_the_read_back_covers_the_page_key_only_while_the_page_is_here(
 async def test_the_page_sends_only_chat_and_only_the_page_holding_the_key_is_relayed(
     broker: Broker,
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     first = await Page.open(broker, live)
     # No key announced yet: its chat has no channel at the agent, so the broker drops it.
@@ -256,7 +256,7 @@ async def test_the_page_sends_only_chat_and_only_the_page_holding_the_key_is_rel
 
 
 async def test_a_page_flooding_chat_is_closed_by_the_rate_limit(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     page = await Page.open(broker, live)
     await page.announce()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,57 +15,16 @@ from broker.types import Role
 from rsb_protocol import messages as msg
 from rsb_protocol.framing import FrameType, peek_route
 from tests.conftest import Broker
-from tests.integration.test_api_input import CASE
 from tests.relay_peers import ScriptedAgent, ScriptedViewer, connect, subprotocols
+from tests.relay_sessions import admit_viewer, bearer_token, join_viewer, live_session
 
 MARKER = b"CUSTOMER-SECRET-PAYROLL-4711"
 
 
-@dataclass
-class Live:
-    session_id: str
-    agent_token: str
-    customer_token: str
-    staff: dict[str, str]
-
-
-async def _live(broker: Broker, user: str = "rita", role: Role = Role.RSE) -> Live:
-    staff = await broker.staff(user, role, "Rita Reyes")
-    case = await broker.call("POST", "/api/v1/cases", status=201, headers=staff, json=CASE)
-    session = await broker.call(
-        "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=staff
-    )
-    joined = await broker.call("POST", "/api/v1/join", status=200, json={"code": session["code"]})
-    return Live(session["id"], joined["agent_token"], joined["customer_token"], staff)
-
-
-def _token(headers: dict[str, str]) -> str:
-    return headers["Authorization"].removeprefix("Bearer ")
-
-
-async def _viewer(broker: Broker, live: Live, headers: dict[str, str]) -> ScriptedViewer:
-    return await ScriptedViewer.join(broker.client, _token(headers), live.session_id)
-
-
-async def _admitted(
-    broker: Broker, live: Live, agent: ScriptedAgent, viewer: ScriptedViewer
-) -> None:
-    """The customer says yes to viewing, and the agent hands the viewer the epoch key."""
-    request = await agent.peer.wait(
-        lambda: [r for r in agent.peer.of(msg.ConsentRequest) if r.slot == viewer.slot]
-    )
-    await agent.peer.wait(lambda: agent.viewer_key(viewer.slot))
-    await agent.grant(request[-1])
-    states = await agent.peer.wait(
-        lambda: [s for s in agent.peer.of(msg.State) if viewer.slot in s.viewing_slots]
-    )
-    await agent.admit(list(states[-1].viewing_slots))  # new epoch for everyone admitted
-
-
 async def test_no_frame_reaches_a_viewer_before_view_consent(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
+    viewer = await join_viewer(broker, live, live.staff)
     request = await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRequest))
     assert request[0].engineer_name == "Rita Reyes" and request[0].engineer_level == "L2"
     assert request[0].permission == "view" and request[0].case_number.startswith("C-")
@@ -86,10 +44,10 @@ async def test_no_frame_reaches_a_viewer_before_view_consent(broker: Broker) -> 
 
 
 async def test_the_broker_relays_and_records_only_ciphertext(broker: Broker, db_path: Any) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
-    await _admitted(broker, live, agent, viewer)
+    viewer = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, viewer)
     sealed = await agent.screen(MARKER * 10)
     assert MARKER not in sealed
     opened = await viewer.peer.wait(viewer.open_all)
@@ -105,13 +63,13 @@ async def test_the_broker_relays_and_records_only_ciphertext(broker: Broker, db_
 
 
 async def test_only_the_controller_sends_input(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     observer_headers = await broker.staff("dana", Role.DESK, "Dana Desk")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    dana = await _viewer(broker, live, observer_headers)
-    await _admitted(broker, live, agent, rita)
-    await _admitted(broker, live, agent, dana)
+    rita = await join_viewer(broker, live, live.staff)
+    dana = await join_viewer(broker, live, observer_headers)
+    await admit_viewer(broker, live, agent, rita)
+    await admit_viewer(broker, live, agent, dana)
     # Desk engineers may not take control at all (role table), whatever the customer says.
     await dana.peer.send(msg.ControlRequest("req-d", dana.slot, "let me"))
     refused = await dana.peer.wait(lambda: dana.peer.of(msg.ErrorMessage))
@@ -166,13 +124,13 @@ async def test_only_the_controller_sends_input(broker: Broker) -> None:
 
 
 async def test_a_viewer_that_left_cannot_read_the_next_epoch(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     second = await broker.staff("evan", Role.ENGINEERING, "Evan Eng")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    evan = await _viewer(broker, live, second)
-    await _admitted(broker, live, agent, rita)
-    await _admitted(broker, live, agent, evan)
+    rita = await join_viewer(broker, live, live.staff)
+    evan = await join_viewer(broker, live, second)
+    await admit_viewer(broker, live, agent, rita)
+    await admit_viewer(broker, live, agent, evan)
     await agent.screen(b"both see this")
     await evan.peer.wait(evan.open_all)
     await rita.peer.wait(lambda: len(rita.open_all()) >= 1)
@@ -190,11 +148,11 @@ async def test_a_viewer_that_left_cannot_read_the_next_epoch(broker: Broker) -> 
 
 
 async def test_a_refused_customer_move_is_answered_and_the_page_stays(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
+    viewer = await join_viewer(broker, live, live.staff)
     customer = await connect(broker.client, "/ws/customer", live.customer_token)
-    await _admitted(broker, live, agent, viewer)
+    await admit_viewer(broker, live, agent, viewer)
     # Resuming what is not paused is refused by the session rules: an error, not a close.
     await customer.send(msg.Resume(msg.Role.CUSTOMER))
     refused = await customer.wait(lambda: customer.of(msg.ErrorMessage))
@@ -207,11 +165,11 @@ async def test_a_refused_customer_move_is_answered_and_the_page_stays(broker: Br
 
 
 async def test_customer_page_revokes_and_ends(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
+    viewer = await join_viewer(broker, live, live.staff)
     customer = await connect(broker.client, "/ws/customer", live.customer_token)
-    await _admitted(broker, live, agent, viewer)
+    await admit_viewer(broker, live, agent, viewer)
     await customer.wait(lambda: [s for s in customer.of(msg.State) if s.viewing_slots])
     await customer.send(msg.ConsentRevoke(viewer.slot, msg.Permission.VIEW, "that's enough"))
     revoked = await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRevoke))
@@ -232,10 +190,10 @@ async def test_customer_page_revokes_and_ends(broker: Broker) -> None:
 
 
 async def test_agent_reconnects_and_keeps_consent(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
-    await _admitted(broker, live, agent, viewer)
+    viewer = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, viewer)
     await agent.peer.ws.close(code=1006)  # the network drops
     await viewer.peer.wait(lambda: viewer.peer.of(msg.State)[-1].phase == "waiting")
     again = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
@@ -260,7 +218,7 @@ async def test_agent_reconnects_and_keeps_consent(broker: Broker) -> None:
 
 
 async def test_agent_lost_beyond_the_window_ends_the_session(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     await agent.peer.ws.close(code=1006)
     hub = broker.client.app[HUB_KEY]
@@ -276,7 +234,7 @@ async def test_agent_lost_beyond_the_window_ends_the_session(broker: Broker) -> 
 
 
 async def test_refusals_have_specific_codes(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     # Foreign Origin: refused before the upgrade.
     resp = await broker.client.get(
         "/ws/agent",
@@ -301,10 +259,10 @@ async def test_refusals_have_specific_codes(broker: Broker) -> None:
     assert await wrong.closed() == CloseCode.INVALID_TOKEN
     # A security reviewer may not observe customer screens.
     sec = await broker.staff("sam", Role.SECURITY)
-    spy = await connect(broker.client, f"/ws/viewer/{live.session_id}", _token(sec))
+    spy = await connect(broker.client, f"/ws/viewer/{live.session_id}", bearer_token(sec))
     assert await spy.closed() == CloseCode.FORBIDDEN
     # Unknown session; garbage frames; bad JSON; oversize message.
-    ghost = await connect(broker.client, "/ws/viewer/nope", _token(live.staff))
+    ghost = await connect(broker.client, "/ws/viewer/nope", bearer_token(live.staff))
     assert await ghost.closed() == CloseCode.NOT_FOUND
     agent = await connect(broker.client, "/ws/agent", live.agent_token)
     await agent.ws.send_bytes(b"\x00garbage-not-a-frame")
@@ -315,7 +273,7 @@ async def test_refusals_have_specific_codes(broker: Broker) -> None:
     agent = await connect(broker.client, "/ws/agent", live.agent_token)
     await agent.ws.send_str(json.dumps({"v": 2, "type": "hello"}))
     assert await agent.closed() == CloseCode.BAD_MESSAGE
-    viewer = await connect(broker.client, f"/ws/viewer/{live.session_id}", _token(live.staff))
+    viewer = await connect(broker.client, f"/ws/viewer/{live.session_id}", bearer_token(live.staff))
     await viewer.ws.send_bytes(b"\xb1" + b"\x01" * 300_000)
     assert await viewer.closed() == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     # The neighbours are unharmed: a fresh agent still works.
@@ -325,13 +283,13 @@ async def test_refusals_have_specific_codes(broker: Broker) -> None:
 
 
 async def test_a_stalled_viewer_does_not_hold_up_the_others(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     other = await broker.staff("evan", Role.ENGINEERING, "Evan Eng")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    fast = await _viewer(broker, live, live.staff)
-    slow = await _viewer(broker, live, other)
-    await _admitted(broker, live, agent, fast)
-    await _admitted(broker, live, agent, slow)
+    fast = await join_viewer(broker, live, live.staff)
+    slow = await join_viewer(broker, live, other)
+    await admit_viewer(broker, live, agent, fast)
+    await admit_viewer(broker, live, agent, slow)
     hub = broker.client.app[HUB_KEY]
     room = hub.room(live.session_id)
     assert room is not None
@@ -351,7 +309,7 @@ async def test_a_stalled_viewer_does_not_hold_up_the_others(broker: Broker) -> N
 
 
 async def test_server_sockets_have_nodelay(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     hub = broker.client.app[HUB_KEY]
     room = hub.room(live.session_id)

@@ -41,8 +41,8 @@ from rsb_protocol.framing import (
 )
 from tests.conftest import Broker, ClientFactory, FakeClock
 from tests.integration.test_api_input import CASE
-from tests.integration.test_relay import Live, _admitted, _live, _token, _viewer
 from tests.relay_peers import Peer, ScriptedAgent, ScriptedViewer, connect, subprotocols
+from tests.relay_sessions import Live, admit_viewer, bearer_token, join_viewer, live_session
 
 FLOOD_CAP = 200_000
 """Far more messages than any rate limit lets through: a flood that ends here was not stopped."""
@@ -115,13 +115,13 @@ async def _screen_reaches(agent: ScriptedAgent, viewer: ScriptedViewer, payload:
 async def test_a_flooding_viewer_is_closed_4029_and_the_session_carries_on(
     broker: Broker, kind: str
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     desk = await broker.staff("dana", Role.DESK, "Dana Desk")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    dana = await _viewer(broker, live, desk)
-    await _admitted(broker, live, agent, rita)
-    await _admitted(broker, live, agent, dana)
+    rita = await join_viewer(broker, live, live.staff)
+    dana = await join_viewer(broker, live, desk)
+    await admit_viewer(broker, live, agent, rita)
+    await admit_viewer(broker, live, agent, dana)
     ack = pack_header(FrameType.ACK, dana.slot, 0, 0, NO_FLAGS)  # seq 0: never forwarded
     hello = msg.Hello(msg.Role.VIEWER, (msg.KeyAlgorithm.X25519,), "flood").to_json()
 
@@ -153,13 +153,13 @@ async def test_a_stalled_viewer_loses_deltas_once_then_is_closed_4201_when_contr
 ) -> None:
     hub = _hub(broker)
     hub.limits = replace(hub.limits, max_queued_control=CONTROL_LIMIT)
-    live = await _live(broker)
+    live = await live_session(broker)
     other = await broker.staff("evan", Role.ENGINEERING, "Evan Eng")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    fast = await _viewer(broker, live, live.staff)
-    slow = await _viewer(broker, live, other)
-    await _admitted(broker, live, agent, fast)
-    await _admitted(broker, live, agent, slow)
+    fast = await join_viewer(broker, live, live.staff)
+    slow = await join_viewer(broker, live, other)
+    await admit_viewer(broker, live, agent, fast)
+    await admit_viewer(broker, live, agent, slow)
     room = hub.room(live.session_id)
     assert room is not None
     stalled = room.viewers[slow.slot]
@@ -218,9 +218,9 @@ async def test_a_stalled_viewer_loses_deltas_once_then_is_closed_4201_when_contr
 async def test_a_second_agent_takes_over_and_the_first_is_closed_4104_and_audited(
     broker: Broker,
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     first = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    viewer = await _viewer(broker, live, live.staff)
+    viewer = await join_viewer(broker, live, live.staff)
     await first.peer.wait(lambda: first.peer.of(msg.ConsentRequest))
     second = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     assert await first.peer.closed() == CloseCode.REPLACED
@@ -244,10 +244,10 @@ async def test_a_second_agent_takes_over_and_the_first_is_closed_4104_and_audite
 async def test_a_second_viewer_connection_replaces_the_first_4104_and_is_audited(
     broker: Broker,
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    old = await _viewer(broker, live, live.staff)
-    new = await _viewer(broker, live, live.staff)
+    old = await join_viewer(broker, live, live.staff)
+    new = await join_viewer(broker, live, live.staff)
     assert await old.peer.closed() == CloseCode.REPLACED
     assert new.slot == old.slot
     events = await _audit(broker, live.session_id)
@@ -261,13 +261,13 @@ async def test_a_second_viewer_connection_replaces_the_first_4104_and_is_audited
 
 
 async def test_frames_under_another_viewers_slot_are_dropped_and_audited(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     desk = await broker.staff("dana", Role.DESK, "Dana Desk")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    dana = await _viewer(broker, live, desk)
-    await _admitted(broker, live, agent, rita)
-    await _admitted(broker, live, agent, dana)
+    rita = await join_viewer(broker, live, live.staff)
+    dana = await join_viewer(broker, live, desk)
+    await admit_viewer(broker, live, agent, rita)
+    await admit_viewer(broker, live, agent, dana)
     await rita.peer.send(msg.ControlRequest("req-r", rita.slot, "fix the printer"))
     ask = await agent.peer.wait(
         lambda: [r for r in agent.peer.of(msg.ConsentRequest) if r.permission == "control"]
@@ -349,7 +349,7 @@ async def _answers(peer: Peer, probe: msg.Message) -> None:
 def _endpoints(live: Live) -> dict[str, tuple[str, str]]:
     return {
         "agent": ("/ws/agent", live.agent_token),
-        "viewer": (f"/ws/viewer/{live.session_id}", _token(live.staff)),
+        "viewer": (f"/ws/viewer/{live.session_id}", bearer_token(live.staff)),
         "customer": ("/ws/customer", live.customer_token),
     }
 
@@ -372,7 +372,7 @@ _AT_LIMIT_HEADERS = {
 async def test_each_endpoint_takes_its_limit_and_closes_1009_above_it(
     broker: Broker, kind: str
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     path, token = _endpoints(live)[kind]
     limit = MAX_MESSAGE[kind]
     peer = await connect(broker.client, path, token)
@@ -398,12 +398,12 @@ def _declare_binary_message(ws: aiohttp.ClientWebSocketResponse, size: int) -> N
 async def test_wrong_versions_and_short_garbage_close_4400_and_leave_other_sessions_alone(
     broker: Broker,
 ) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     # Another session, streaming, that must not notice any of this.
-    other = await _live(broker, "olga", Role.ENGINEERING)
+    other = await live_session(broker, "olga", Role.ENGINEERING)
     other_agent = await ScriptedAgent.join(broker.client, other.agent_token, other.session_id)
-    other_viewer = await _viewer(broker, other, other.staff)
-    await _admitted(broker, other, other_agent, other_viewer)
+    other_viewer = await join_viewer(broker, other, other.staff)
+    await admit_viewer(broker, other, other_agent, other_viewer)
     await _screen_reaches(other_agent, other_viewer, b"before")
     v1 = pack_header(FrameType.ACK, 1, 0, 0, NO_FLAGS)
     attempts: list[tuple[str, bytes | str, str]] = [
@@ -448,16 +448,16 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_the_others_stay(
 ) -> None:
     hub = _hub(broker)
     hub.limits = replace(hub.limits, heartbeat=HEARTBEAT)
-    live = await _live(broker)
+    live = await live_session(broker)
     desk = await broker.staff("dana", Role.DESK, "Dana Desk")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     viewer_path = f"/ws/viewer/{live.session_id}"
     # Dana's client reads everything but never answers a ping, like a frozen or vanished host.
-    silent = await connect(broker.client, viewer_path, _token(desk), autoping=False)
+    silent = await connect(broker.client, viewer_path, bearer_token(desk), autoping=False)
     welcome = await silent.wait(lambda: silent.of(msg.Welcome))
     # Rita's answers every ping, and counts them.
     answering = await broker.client.ws_connect(
-        viewer_path, protocols=subprotocols(_token(live.staff)), autoping=False
+        viewer_path, protocols=subprotocols(bearer_token(live.staff)), autoping=False
     )
     pings: list[bytes] = []
     reader = asyncio.create_task(_answer_pings(answering, pings))
@@ -511,7 +511,7 @@ async def test_after_a_restart_a_session_whose_agent_never_returns_is_ended(
     window = settings.resume_window
     # `back`: its agent reconnects. `watched`: only an engineer's console does.
     agent = await ScriptedAgent.join(after.client, back.agent_token, back.session_id)
-    viewer = await ScriptedViewer.join(after.client, _token(headers), watched.session_id)
+    viewer = await ScriptedViewer.join(after.client, bearer_token(headers), watched.session_id)
     clock.advance(seconds=window.total_seconds() - 1)
     await sweep(after.client.app)
     states = [await _get_state(after, live, headers) for live in (lost, back, watched)]

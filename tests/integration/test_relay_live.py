@@ -9,8 +9,8 @@ from broker.types import Role
 from rsb_protocol import messages as msg
 from rsb_protocol.framing import AGENT_SLOT, FrameType, peek_position
 from tests.conftest import Broker
-from tests.integration.test_relay import _admitted, _live, _viewer
 from tests.relay_peers import ScriptedAgent, ScriptedViewer
+from tests.relay_sessions import admit_viewer, join_viewer, live_session
 
 WINDOW = 3
 """The agent's default credit window (agent_client.session.AgentOptions.window)."""
@@ -35,13 +35,13 @@ async def _stream(agent: ScriptedAgent, viewer: ScriptedViewer, count: int) -> i
 
 
 async def test_acks_reach_the_agent_after_a_new_epoch(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     second = await broker.staff("evan", Role.ENGINEERING, "Evan Eng")
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    evan = await _viewer(broker, live, second)
-    await _admitted(broker, live, agent, rita)
-    await _admitted(broker, live, agent, evan)
+    rita = await join_viewer(broker, live, live.staff)
+    evan = await join_viewer(broker, live, second)
+    await admit_viewer(broker, live, agent, rita)
+    await admit_viewer(broker, live, agent, evan)
     first = await _stream(agent, rita, 2 * WINDOW)
     # Evan leaves: a new epoch for Rita alone, whose sequence starts again at 1.
     await evan.peer.close()
@@ -57,10 +57,10 @@ async def test_acks_reach_the_agent_after_a_new_epoch(broker: Broker) -> None:
 
 
 async def test_acks_reach_a_restarted_agent(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    await _admitted(broker, live, agent, rita)
+    rita = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, rita)
     epoch = await _stream(agent, rita, 2 * WINDOW)
     await agent.peer.ws.close(code=1006)  # the process died
     # A new process: new keys, and its epochs and sequence start from the beginning again.
@@ -75,10 +75,10 @@ async def test_acks_reach_a_restarted_agent(broker: Broker) -> None:
 
 
 async def test_the_brokers_own_close_keeps_the_engineers_grants(broker: Broker) -> None:
-    live = await _live(broker)
+    live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
-    rita = await _viewer(broker, live, live.staff)
-    await _admitted(broker, live, agent, rita)
+    rita = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, rita)
     room = broker.client.app[HUB_KEY].rooms[live.session_id]
     # The relay closes the viewer itself (as on shutdown); the client answers the close
     # handshake with 1000, which is not the engineer leaving.
@@ -86,7 +86,7 @@ async def test_the_brokers_own_close_keeps_the_engineers_grants(broker: Broker) 
     assert await rita.peer.closed() == 1001
     leave = await agent.peer.wait(lambda: [m for m in agent.peer.of(msg.Leave) if m.slot == 1])
     assert leave == [msg.Leave(rita.slot, "rita", "disconnected")]
-    again = await _viewer(broker, live, live.staff)
+    again = await join_viewer(broker, live, live.staff)
     assert again.slot == rita.slot
     state = await again.peer.wait(lambda: again.peer.of(msg.State))
     assert rita.slot in state[-1].viewing_slots, "the grant survived: no new prompt"
@@ -106,8 +106,8 @@ async def test_the_brokers_own_close_keeps_the_engineers_grants(broker: Broker) 
 
 
 async def test_viewers_present_learn_of_the_agent_coming_and_going(broker: Broker) -> None:
-    live = await _live(broker)
-    rita = await _viewer(broker, live, live.staff)
+    live = await live_session(broker)
+    rita = await join_viewer(broker, live, live.staff)
     assert not [j for j in rita.peer.of(msg.Join) if j.slot == AGENT_SLOT]
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     joins = await rita.peer.wait(lambda: [j for j in rita.peer.of(msg.Join) if j.slot == 0])
@@ -124,8 +124,8 @@ def _requests(agent: ScriptedAgent, slot: int) -> list[str]:
 
 
 async def test_an_agent_arriving_after_the_viewer_is_asked_once(broker: Broker) -> None:
-    live = await _live(broker)
-    rita = await _viewer(broker, live, live.staff)  # the console opened the session first
+    live = await live_session(broker)
+    rita = await join_viewer(broker, live, live.staff)  # the console opened the session first
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     requests = await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRequest))
     # The customer answers the first request at once, as the real agent's prompt allows.
@@ -140,8 +140,8 @@ async def test_an_agent_arriving_after_the_viewer_is_asked_once(broker: Broker) 
 
 
 async def test_an_agent_that_comes_back_is_asked_under_the_same_id(broker: Broker) -> None:
-    live = await _live(broker)
-    rita = await _viewer(broker, live, live.staff)
+    live = await live_session(broker)
+    rita = await join_viewer(broker, live, live.staff)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     first = await agent.peer.wait(lambda: _requests(agent, rita.slot))
     await agent.peer.ws.close(code=1006)  # dropped with the prompt still open

@@ -1,0 +1,56 @@
+"""A live session on the real broker for relay tests: case, session, join, viewers, consent.
+
+Shared by the relay, relay-limits, relay-live, relay-keys and customer-chat tests; the peers
+themselves are in ``tests/relay_peers.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.types import Role
+from rsb_protocol import messages as msg
+from tests.conftest import Broker
+from tests.integration.test_api_input import CASE
+from tests.relay_peers import ScriptedAgent, ScriptedViewer
+
+
+@dataclass
+class Live:
+    session_id: str
+    agent_token: str
+    customer_token: str
+    staff: dict[str, str]
+
+
+async def live_session(broker: Broker, user: str = "rita", role: Role = Role.RSE) -> Live:
+    staff = await broker.staff(user, role, "Rita Reyes")
+    case = await broker.call("POST", "/api/v1/cases", status=201, headers=staff, json=CASE)
+    session = await broker.call(
+        "POST", f"/api/v1/cases/{case['number']}/sessions", status=201, headers=staff
+    )
+    joined = await broker.call("POST", "/api/v1/join", status=200, json={"code": session["code"]})
+    return Live(session["id"], joined["agent_token"], joined["customer_token"], staff)
+
+
+def bearer_token(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+async def join_viewer(broker: Broker, live: Live, headers: dict[str, str]) -> ScriptedViewer:
+    return await ScriptedViewer.join(broker.client, bearer_token(headers), live.session_id)
+
+
+async def admit_viewer(
+    broker: Broker, live: Live, agent: ScriptedAgent, viewer: ScriptedViewer
+) -> None:
+    """The customer says yes to viewing, and the agent hands the viewer the epoch key."""
+    request = await agent.peer.wait(
+        lambda: [r for r in agent.peer.of(msg.ConsentRequest) if r.slot == viewer.slot]
+    )
+    await agent.peer.wait(lambda: agent.viewer_key(viewer.slot))
+    await agent.grant(request[-1])
+    states = await agent.peer.wait(
+        lambda: [s for s in agent.peer.of(msg.State) if viewer.slot in s.viewing_slots]
+    )
+    await agent.admit(list(states[-1].viewing_slots))  # new epoch for everyone admitted
