@@ -530,7 +530,12 @@ async def test_pause_stops_the_stream_until_the_customer_resumes(
     await stage.xdotool("type", "typed while paused")
     await agent.type("p")
     await agent.wait_for("Resumed.")
-    # ... until the customer resumes; then a whole frame brings it up to date.
+    # ... until the customer resumes; then a whole frame brings it up to date. The broker's
+    # `observing` state comes first (had the typing not reached the display yet, the picture
+    # could match before it, with nothing to compare).
+    await rita.wait_for(
+        lambda c: c.state is not None and c.state.phase == "observing", 10 * WAIT_UNIT
+    )
     await screen_matches(stage, rita)
     during = relayed.between_states("paused", "observing")
     assert not [m for m in during if isinstance(m, bytes)], "no frame relayed while paused"
