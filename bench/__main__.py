@@ -46,8 +46,11 @@ The peers: the *minimal relay* (`bench/minimal_relay.py`: aiohttp, two routes, e
 message of an agent sent to the viewers of its id, nothing else; the ceiling for our design),
 *websockify* from PyPI (WebSocket in, a TCP sink out) and *MeshCentral* from npm
 (`/meshrelay.ashx`, installed into `/tmp/rsb-bench-peers`); how each runs is in
-`bench/servers.py`. *broker-before* is the broker of the commit named in the before/after
-table, measured in the same rounds. Subsets: `python -m bench relay latency fanout idle
+`bench/servers.py`. *broker* is the broker as shipped, which runs on uvloop (setting
+`event_loop`); its baseline is the minimal relay on the same loop (*minimal-uvloop*), and
+*broker-asyncio* (asyncio's own loop, as on Windows) is compared with the plain *minimal*.
+*broker-before* is the broker of the commit named in the before/after table, measured in the
+same rounds. Subsets: `python -m bench relay latency fanout idle
 pipeline setup`; `--quick` for development (fewer rounds and sessions); `--before REV`.
 """
 

@@ -1,14 +1,14 @@
 """Start ``rsb serve`` with bench-only variations, in the same process as the real command.
 
-``python -m bench.serve_broker [--uvloop] [--lift-rate-limits] serve --db ... --port ...``
+``python -m bench.serve_broker --lift-rate-limits serve --db ... --port ...``
 
-- ``--uvloop``: install uvloop's event loop policy before ``rsb serve`` runs ``asyncio.run``;
-- ``--lift-rate-limits``: raise the per-connection binary message limits of the relay
-  (``broker.relay.handlers.BINARY_RATE``: 5,000 msg/s for an agent, 1,000 msg/s for a viewer
-  as shipped) so that a throughput test measures the relay's ceiling rather than the limit.
+``--lift-rate-limits`` raises the per-connection binary message limits of the relay
+(``broker.relay.handlers.BINARY_RATE``: 5,000 msg/s for an agent, 1,000 msg/s for a viewer as
+shipped) so that a throughput test measures the relay's ceiling rather than the limit.
 
-Without either flag the bench starts the broker exactly as production does
-(``python -m broker.cli serve``); this wrapper is used only for the variants it names.
+Without it the bench starts the broker exactly as production does (``python -m broker.cli
+serve``, which picks uvloop itself, see broker/event_loop.py); this wrapper is used only for
+the variant it names.
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ LIFTED = (1e9, 1e9)
 
 def main(argv: list[str]) -> int:
     args = list(argv)
-    if "--uvloop" in args:
-        args.remove("--uvloop")
-        import uvloop
-
-        uvloop.install()
     if "--lift-rate-limits" in args:
         args.remove("--lift-rate-limits")
         from broker.relay import handlers

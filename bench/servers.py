@@ -1,7 +1,7 @@
 """Start and stop the relays under test, each in its own process on 127.0.0.1, by PID.
 
-- the broker exactly as production starts it (``python -m broker.cli serve``), or through
-  ``bench.serve_broker`` for the uvloop and lifted-rate-limit variants;
+- the broker exactly as production starts it (``python -m broker.cli serve``, on uvloop, or
+  ``--event-loop asyncio``), or through ``bench.serve_broker`` with lifted rate limits;
 - the minimal aiohttp relay (``bench.minimal_relay``);
 - websockify from PyPI (``python -m websockify``), forwarding to a TCP sink the bench runs;
 - MeshCentral 1.1.55 from npm, installed into a scratch folder outside the repository and
@@ -156,7 +156,7 @@ class CpuSampler:
 def start_broker(
     workdir: Path,
     *,
-    uvloop: bool = False,
+    event_loop: str | None = None,
     lift_rate_limits: bool = False,
     tag: str = "broker",
     tree: Path | None = None,
@@ -190,11 +190,10 @@ def start_broker(
         raise RuntimeError(f"rsb users add failed: {add.stderr.strip()}")
     port = free_port()
     serve = ["serve", "--db", str(db), "--port", str(port)]
-    if uvloop or lift_rate_limits:
-        flags = (["--uvloop"] if uvloop else []) + (
-            ["--lift-rate-limits"] if lift_rate_limits else []
-        )
-        cmd = [sys.executable, "-m", "bench.serve_broker", *flags, *serve]
+    if event_loop is not None:
+        serve += ["--event-loop", event_loop]
+    if lift_rate_limits:
+        cmd = [sys.executable, "-m", "bench.serve_broker", "--lift-rate-limits", *serve]
     else:
         cmd = [sys.executable, "-m", "broker.cli", *serve]
     log = workdir / f"{tag}.log"

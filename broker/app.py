@@ -82,6 +82,7 @@ async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB_KEY] = hub
     async with ticking(hub):
         yield
+    await hub.wait_cleanups()  # before _services_ctx closes the database they write to
 
 
 async def _going_away(app: web.Application) -> None:

@@ -22,6 +22,7 @@ from aiohttp import web
 from broker.app import create_app, utc_now
 from broker.audit.log import Actor
 from broker.errors import BrokerError
+from broker.event_loop import EVENT_LOOPS, EventLoopUnavailable, loop_factory
 from broker.services import Services, ensure_demo_users, open_services
 from broker.settings import Settings, SettingsError
 from broker.types import Role
@@ -36,6 +37,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "port": getattr(args, "port", None),
         "tls_cert": getattr(args, "tls_cert", None),
         "tls_key": getattr(args, "tls_key", None),
+        "event_loop": getattr(args, "event_loop", None),
         "demo_users": True if getattr(args, "demo_users", False) else None,
     }
     return Settings.load(os.environ, config_file=args.config, overrides=overrides)
@@ -56,7 +58,7 @@ async def _with_services(settings: Settings, body: Callable[[Services], Awaitabl
 # --- serve ----------------------------------------------------------------------------------
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, loop_name: str) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=True)
     await runner.setup()
@@ -70,7 +72,7 @@ async def _serve(settings: Settings) -> None:
 
     services = app[SERVICES_KEY]
     base = settings.base_url
-    print(f"Broker listening on {base}  (database: {settings.db})")
+    print(f"Broker listening on {base}  (database: {settings.db}, event loop: {loop_name})")
     print(f"  Customer page    {base}/")
     print(f"  Engineer console {base}/console")
     print(f"  Security review  {base}/audit")
@@ -100,7 +102,13 @@ async def _serve(settings: Settings) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
-        asyncio.run(_serve(settings))
+        loop_name, factory = loop_factory(settings.event_loop)
+    except EventLoopUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(settings, loop_name))
     except (KeyboardInterrupt, web.GracefulExit):
         pass  # Ctrl+C or SIGTERM: a normal stop
     return 0
@@ -212,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--tls-cert", default=None)
     serve.add_argument("--tls-key", default=None)
+    serve.add_argument(
+        "--event-loop",
+        default=None,
+        choices=EVENT_LOOPS,
+        help="auto (uvloop when installed, the default), uvloop or asyncio",
+    )
     serve.add_argument(
         "--demo-users",
         action="store_true",

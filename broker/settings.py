@@ -16,6 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from broker.event_loop import EVENT_LOOPS, EventLoopChoice
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -74,6 +76,14 @@ def _networks(value: Any) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(item, strict=False) for item in _str_list(value))
 
 
+def _event_loop(value: Any) -> EventLoopChoice:
+    text = str(value).strip().lower()
+    for choice in EVENT_LOOPS:
+        if text == choice:
+            return choice
+    raise ValueError(f"must be one of {', '.join(EVENT_LOOPS)}")
+
+
 def _code_digits(value: Any) -> int:
     number = int(value)
     if not 6 <= number <= 16:
@@ -102,6 +112,7 @@ class Settings:
     organisation: str = "Remote Support"
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[Network, ...] = ()
+    event_loop: EventLoopChoice = "auto"
     demo_users: bool = False
     code_digits: int = 10
     code_ttl: timedelta = timedelta(minutes=10)
@@ -211,6 +222,7 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "organisation": str,
     "allowed_origins": _str_list,
     "trusted_proxies": _networks,
+    "event_loop": _event_loop,
     "demo_users": _bool,
     "code_digits": _code_digits,
     "code_ttl": _seconds,

@@ -8,12 +8,11 @@ the socket with its close code: this wrapper is the WebSocket half of the error 
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -169,22 +168,11 @@ def _answer_error(peer: Peer, exc: BrokerError) -> None:
     peer.send(msg.ErrorMessage(exc.code, exc.message[:2000]))
 
 
-async def _unabridged(cleanup: Coroutine[Any, Any, None]) -> None:
-    """Run a connection's cleanup to the end even if its handler is being cancelled.
-
-    A server that cancels handlers when the client goes away (aiohttp can) would otherwise cut
-    the cleanup at its first await: the state would say "disconnected" without the audit row,
-    or a departed viewer would stay in the room.
-    """
-    await asyncio.shield(cleanup)
-
-
 # --- agent ----------------------------------------------------------------------------------
 
 
 async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
-    clock = request.app[CLOCK_KEY]
     party = await services.auth.session_principal(_token(request), "agent")
     room = await hub.room_for(party.session_id)
     peer = Peer(ws, "agent", "agent", AGENT_SLOT, hub.limits, transport=request.transport)
@@ -208,8 +196,8 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         # sending it here as well would ask the agent twice.
         for request_message in room.pending_requests():
             peer.send(request_message)
-    else:
-        await hub.apply(room, m.AgentConnected(at=clock()), actor)
+    await _count_agent(hub, room, actor)
+    if not room.ended:
         await services.sessions.set_live_state(room.session_id, "active")
     try:
         # The frame path, inlined rather than through ``_messages``: per binary message one
@@ -231,11 +219,33 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
             if room.agent is peer:
                 room.agent = None
                 room.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
-                if not room.ended:
-                    await hub.apply(room, m.AgentDisconnected(at=clock()), actor)
+                await _count_agent(hub, room, actor)
             await peer.stop()
 
-        await _unabridged(gone())
+        await hub.run_to_end(gone())
+
+
+async def _count_agent(hub: Hub, room: Room, actor: Actor) -> None:
+    """Make the state machine count the agent as connected exactly when the room has one.
+
+    Connections come and go while earlier ones are still being counted: an event may wait for
+    the room's lock (another participant's audit write), and a newer connection arriving
+    meanwhile saw the state from before it. So each side applies whatever brings the state
+    in line with ``room.agent`` as it is after the wait, rather than what it saw before: a
+    late ``AgentDisconnected`` of an old connection is followed by ``AgentConnected`` for the
+    new one, instead of leaving a live agent counted as lost until its resume window ends
+    the session.
+    """
+    for _ in range(4):  # a retry follows another connection's change; flapping is bounded
+        if room.ended or room.state.agent_connected == (room.agent is not None):
+            return
+        event: m.Event = (
+            m.AgentConnected(at=room.now())
+            if room.agent is not None
+            else m.AgentDisconnected(at=room.now())
+        )
+        with contextlib.suppress(InvalidTransition):  # another event got there first
+            await hub.apply(room, event, actor)
 
 
 _SCREEN_TYPES = frozenset({FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR})
@@ -433,7 +443,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                         room.reroute()
             await peer.stop()
 
-        await _unabridged(gone())
+        await hub.run_to_end(gone())
 
 
 _CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
@@ -528,7 +538,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     finally:
         room.customers.discard(peer)
         room.customer_gone(peer)
-        await _unabridged(peer.stop())
+        await hub.run_to_end(peer.stop())
 
 
 async def _customer_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 from broker.appkeys import Clock
@@ -24,6 +24,8 @@ from broker.sessions import machine as m
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+CLEANUP_GRACE_SECONDS = 10.0
+"""How long shutdown waits for connections' cleanups (audit rows) before closing the database."""
 
 
 class SessionEnded(Conflict):
@@ -38,6 +40,7 @@ class Hub:
         self._organisation = organisation
         self._rooms: dict[str, Room] = {}
         self._creating = asyncio.Lock()
+        self._cleanups: set[asyncio.Task[None]] = set()
         self.limits = FlowLimits()
 
     def room(self, session_id: str) -> Room | None:
@@ -124,6 +127,24 @@ class Hub:
                 await self.apply(room, m.Tick(at=now), Actor.system())
             except Exception:
                 log.exception("tick failed for session %s", room.session_id)
+
+    async def run_to_end(self, cleanup: Coroutine[Any, Any, None]) -> None:
+        """Run a connection's cleanup to the end even if its handler is being cancelled.
+
+        A server that cancels handlers when the client goes away (aiohttp can, and does at
+        shutdown) would otherwise cut the cleanup at its first await: the state would say
+        "disconnected" without the audit row, or a departed viewer would stay in the room.
+        """
+        task = asyncio.create_task(cleanup)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        await asyncio.shield(task)
+
+    async def wait_cleanups(self) -> None:
+        """Shutdown: let the cleanups of closed connections finish before the database closes
+        (they write audit rows; cut off, they fail on a closed connection)."""
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=CLEANUP_GRACE_SECONDS)
 
     async def close_all(self) -> None:
         """Server shutdown: tell every peer we are going away (1001), keep sessions resumable."""

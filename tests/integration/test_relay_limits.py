@@ -545,3 +545,23 @@ async def _get_state(broker: Broker, live: Live, headers: dict[str, str]) -> tup
         "GET", f"/api/v1/sessions/{live.session_id}", status=200, headers=headers
     )
     return session["state"], session["end_reason"]
+
+
+async def test_shutdown_lets_a_connections_cleanup_finish_before_the_database_closes(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FakeClock
+) -> None:
+    before = Broker(await aiohttp_client(create_app(settings, clock=clock)), clock)
+    live = await live_session(before)
+    agent = await ScriptedAgent.join(before.client, live.agent_token, live.session_id)
+    await _until(functools.partial(_is_active, before, live), "the session is active")
+    room = before.client.app[HUB_KEY].rooms[live.session_id]
+    # The agent's cleanup will wait for the room (as behind a slow audit write) while the
+    # broker shuts down around it; the room is free again a moment later.
+    await room.lock.acquire()
+    asyncio.get_running_loop().call_later(0.3, room.lock.release)
+    await before.client.server.close()
+    assert await agent.peer.closed() == aiohttp.WSCloseCode.GOING_AWAY
+    after = Broker(await aiohttp_client(create_app(settings, clock=clock)), clock)
+    actions = [e["action"] for e in await _audit(after, live.session_id)]
+    # Written before the database closed, not lost to "Cannot operate on a closed database".
+    assert actions[-1] == "session.agent_disconnected", actions

@@ -4,13 +4,15 @@ grants, and the agent's arrival and departure announced to those already present
 
 from __future__ import annotations
 
+import asyncio
+
 from broker.relay.handlers import HUB_KEY
 from broker.types import Role
 from rsb_protocol import messages as msg
 from rsb_protocol.framing import AGENT_SLOT, FrameType, peek_position
 from tests.conftest import Broker
 from tests.relay_peers import ScriptedAgent, ScriptedViewer
-from tests.relay_sessions import admit_viewer, join_viewer, live_session
+from tests.relay_sessions import Live, admit_viewer, join_viewer, live_session
 
 WINDOW = 3
 """The agent's default credit window (agent_client.session.AgentOptions.window)."""
@@ -156,4 +158,48 @@ async def test_an_agent_that_comes_back_is_asked_under_the_same_id(broker: Broke
     await third.peer.wait(lambda: [s for s in third.peer.of(msg.State) if s.viewing_slots])
     assert _requests(third, rita.slot) == first
     await third.peer.close()
+    await rita.peer.close()
+
+
+async def _audit_actions(broker: Broker, live: Live, sec: dict[str, str]) -> list[str]:
+    events = await broker.call(
+        "GET", f"/api/v1/audit?session={live.session_id}", status=200, headers=sec
+    )
+    return [e["action"] for e in events["events"]]
+
+
+async def test_an_agent_back_while_its_old_connection_is_still_leaving(broker: Broker) -> None:
+    """The old connection's departure is applied after the new one arrived (it waited for the
+    room's lock): the session must still count the agent as connected, and not end it as lost
+    when the resume window runs out."""
+    live = await live_session(broker)
+    rita = await join_viewer(broker, live, live.staff)
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    await agent.peer.wait(lambda: _requests(agent, rita.slot))
+    sec = await broker.staff("sam", Role.SECURITY)
+    hub = broker.client.app[HUB_KEY]
+    room = hub.rooms[live.session_id]
+    async with room.lock:  # as if an audit write elsewhere in the room were slow
+        await agent.peer.ws.close(code=1006)
+        # The old connection's cleanup has let go of the agent and waits for the lock.
+        await rita.peer.wait(lambda: [m for m in rita.peer.of(msg.Leave) if m.slot == 0])
+        again = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+        await again.peer.wait(lambda: _requests(again, rita.slot))
+    # The departure goes through once the lock is free; the newer connection still counts.
+    for _ in range(500):
+        if "session.agent_disconnected" in await _audit_actions(broker, live, sec):
+            break
+        await asyncio.sleep(0.01)
+    assert room.agent is not None and room.state.agent_connected
+    broker.clock.advance(seconds=3600)  # far past the resume window
+    await hub.tick()
+    assert not room.ended
+    actions = await _audit_actions(broker, live, sec)
+    assert actions.count("session.agent_disconnected") == 1
+    assert actions[-1] == "session.agent_resumed", actions
+    assert "session.ended" not in actions
+    # The session works on: the customer's yes reaches the engineer over the new connection.
+    await again.grant(again.peer.of(msg.ConsentRequest)[-1])
+    await rita.peer.wait(lambda: [s for s in rita.peer.of(msg.State) if s.viewing_slots])
+    await again.peer.close()
     await rita.peer.close()

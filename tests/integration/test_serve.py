@@ -55,6 +55,7 @@ def test_serve_prints_urls_and_demo_users(tmp_path: Path) -> None:
                 break
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}/api/openapi.json" in output, output
+        assert "event loop: uvloop" in output, output  # the default where uvloop is installed
         for page in ("/", "/console", "/audit"):  # every page the banner names is served
             url = f"http://127.0.0.1:{port}{page}"
             assert url in output, output
@@ -135,6 +136,8 @@ def test_serve_over_tls(tmp_path: Path) -> None:
             str(cert),
             "--tls-key",
             str(key),
+            "--event-loop",  # the other loop: TLS on uvloop is covered by the agent's TLS test
+            "asyncio",
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -148,6 +151,7 @@ def test_serve_over_tls(tmp_path: Path) -> None:
         while time.monotonic() < deadline and "Press Ctrl+C" not in banner:
             banner += proc.stdout.readline()
         assert f"https://127.0.0.1:{port}" in banner
+        assert "event loop: asyncio" in banner, banner
         trusting = ssl.create_default_context(cafile=str(cert))
         with urllib.request.urlopen(
             f"https://127.0.0.1:{port}/healthz", context=trusting, timeout=10

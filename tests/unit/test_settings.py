@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.event_loop import EventLoopUnavailable, loop_factory
 from broker.settings import Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +52,7 @@ def test_precedence_toml_then_env_then_flags(tmp_path: Path) -> None:
         ({"RSB_CODE_TTL": "-1"}, "code_ttl"),
         ({"RSB_TRUSTED_PROXIES": "not-a-network"}, "trusted_proxies"),
         ({"RSB_DEMO_USERS": "maybe"}, "demo_users"),
+        ({"RSB_EVENT_LOOP": "trio"}, "event_loop"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
@@ -94,3 +96,23 @@ def test_plans_table_in_the_main_config(tmp_path: Path) -> None:
     config.write_text('[plans.gold]\ncoverage = "sometimes"\n')
     with pytest.raises(SettingsError, match="plans"):
         load_plans(Settings.load({}, config_file=config))
+
+
+def test_event_loop_choice() -> None:
+    assert Settings.load({}).event_loop == "auto"
+    assert Settings.load({"RSB_EVENT_LOOP": " AsyncIO "}).event_loop == "asyncio"
+    assert loop_factory("asyncio") == ("asyncio", None)
+    # The server extra installs uvloop on Linux, where the tests run: auto picks it.
+    import uvloop
+
+    assert loop_factory("auto") == ("uvloop", uvloop.new_event_loop)
+    assert loop_factory("uvloop") == ("uvloop", uvloop.new_event_loop)
+
+
+def test_event_loop_uvloop_required_but_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # makes ``import uvloop`` fail
+    assert loop_factory("auto") == ("asyncio", None)
+    with pytest.raises(EventLoopUnavailable, match="not installed"):
+        loop_factory("uvloop")
