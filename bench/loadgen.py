@@ -269,10 +269,12 @@ class Job:
         readers = [r for r in receivers if not r.stalled]
         if self.relay == "broker":
             # Acknowledge through the broker, as viewers do: about four ACKs per window when
-            # flooding, about 30 per second when paced (under the viewers' message limit).
+            # flooding; when paced, every second update as the browser viewer does (its delayed
+            # ACK, web/js/viewer.js), and at most about 30 per second (under the viewers'
+            # message limit).
             window = max(2, WINDOW_BYTES // self.size)
             every = (
-                max(1, window // 4) if self.mode == "throughput" else max(1, int(self.rate) // 30)
+                max(1, window // 4) if self.mode == "throughput" else max(2, int(self.rate) // 30)
             )
             for receiver in readers:
                 receiver.ack_every = every

@@ -346,12 +346,12 @@ def _latency_tables(ctx: Context, counts: list[int], peers_at: int, names: list[
         "minimal relay on asyncio's loop.",
         "CPU per session is the relay's CPU over the window divided by the sessions, in % of "
         "one core. The broker's viewers acknowledge updates through it as the browser viewer "
-        "does (every update at 30/s, about 30 ACKs/s at 1,000 msg/s), so it relays an ACK "
-        "back to the agent for each; the other relays carry no ACKs.",
+        "does (every second update at 30/s, about 30 ACKs/s at 1,000 msg/s), so it relays "
+        "those ACKs back to the agent; the other relays carry no ACKs.",
         "At 200 sessions the load generator needs a whole core of the machine's two, and the "
-        "broker, relaying twice the messages of the minimal relay (each update and its ACK), "
-        "about 0.8 of the other: its p99 then measures queueing for the CPU, and differs more "
-        "between runs than the target's margin (see the spreads).",
+        "broker, relaying more messages than the minimal relay (updates and their ACKs), most "
+        "of the other: its p99 then measures queueing for the CPU, and differs more between "
+        "runs than the target's margin (see the spreads).",
     ]
 
 

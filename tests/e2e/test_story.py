@@ -34,7 +34,7 @@ from broker.store.records import AuditQuery
 from broker.types import Role
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import PairwiseChannel, PublicKey, Side
-from rsb_protocol.framing import FrameType
+from rsb_protocol.framing import FrameType, peek_position
 from rsb_protocol.readback import readback
 from tests.conftest import PASSWORD
 from tests.e2e.conftest_pages import (
@@ -462,10 +462,22 @@ async def test_console_queue_consent_refusal_pause_chat_and_escalation(
     await agent.grant(view[0])
     await agent.admit([slot])
     colour = (0x10, 0x90, 0x60)
-    await agent.screen(_keyframe(320, 200, colour))
+    lone = await agent.screen(_keyframe(320, 200, colour))
     await expect(console.locator("#s-status")).to_have_attribute("data-status", "observing")
     await expect(console.locator("#screen")).to_have_attribute("width", "320")
     assert _close(await _canvas_pixel(console, 160, 100), colour)
+
+    # Delayed ACK (docs/protocol.md): a lone update is acknowledged after a moment, a burst
+    # cumulatively, about every second update, the last one included.
+    def acked() -> list[tuple[int, int]]:
+        return [peek_position(frame) for frame in agent.peer.frames(FrameType.ACK)]
+
+    assert await agent.peer.wait(acked) == [peek_position(lone)]
+    burst = [await agent.screen(_keyframe(320, 200, colour)) for _ in range(10)]
+    last = peek_position(burst[-1])
+    await agent.peer.wait(lambda: last in acked())
+    seqs = [seq for _, seq in acked()[1:]]
+    assert seqs == sorted(set(seqs)) and len(seqs) < len(burst), seqs
     await expect(console.locator("#people li[data-slot='0']")).to_contain_text("customer's agent")
     await expect(console.locator(f"#people li[data-slot='{slot}']")).to_contain_text("you")
 

@@ -32,6 +32,11 @@ const RESUMABLE = new Set([1001, 1006, 4200, 4201]);
 /** About 30 s in all, well inside the broker's default two-minute resume window. */
 const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000, 15000];
 /** How long to wait for a picture once we hold a key, before each keyframe request. */
+// Delayed ACK (docs/protocol.md, "Flow control"): every second painted update is acknowledged
+// at once, a lone one after ACK_DELAY_MS. An ACK covers every update up to its seq, so half the
+// ACKs carry the same credit to the agent, and the relay handles a quarter fewer messages.
+const ACK_EVERY = 2;
+const ACK_DELAY_MS = 40;
 const PICTURE_WAIT_MS = [2000, 4000, 8000]; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
 
 export const CLOSE_REASONS = {
@@ -83,6 +88,8 @@ export class Viewer extends EventTarget {
     this.pairwise = null;
     this.pendingWrap = null;
     this.parts = [];
+    this.pendingAck = null; // {epoch, seq, count} of painted updates not acknowledged yet
+    this.ackTimer = null;
     this.wantKeyframe = false;
     this.controlPending = false;
     this.paused = false;
@@ -183,6 +190,7 @@ export class Viewer extends EventTarget {
     this.keys.clear();
     this.pendingWrap = null;
     this.parts = [];
+    this.dropAck();
     this.controlPending = false;
     this.readback = null;
   }
@@ -191,6 +199,7 @@ export class Viewer extends EventTarget {
     this.leaving = true;
     clearTimeout(this.retryTimer);
     clearTimeout(this.pictureTimer);
+    this.dropAck();
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "left");
   }
 
@@ -453,8 +462,30 @@ export class Viewer extends EventTarget {
       if (!painted) this.askKeyframe();
       else if (parts.some((part) => part.update.kind === "keyframe")) this.wantKeyframe = false;
       // ACK even an update we could not paint: withholding it would only stall the agent.
-      this.sendBinary(clearFrame(FrameType.ACK, this.slot, epoch, seq));
+      this.acknowledge(epoch, seq);
     });
+  }
+
+  acknowledge(epoch, seq) {
+    const pending = this.pendingAck;
+    // Paints finish in order; an update of a newer epoch makes an older pending ACK worthless.
+    const count = pending && pending.epoch === epoch ? pending.count + 1 : 1;
+    if (pending && pending.epoch === epoch && pending.seq > seq) return;
+    this.pendingAck = { epoch, seq, count };
+    if (count >= ACK_EVERY) this.flushAck();
+    else if (this.ackTimer === null) this.ackTimer = setTimeout(() => this.flushAck(), ACK_DELAY_MS);
+  }
+
+  flushAck() {
+    const pending = this.pendingAck;
+    this.dropAck();
+    if (pending) this.sendBinary(clearFrame(FrameType.ACK, this.slot, pending.epoch, pending.seq));
+  }
+
+  dropAck() {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = null;
+    this.pendingAck = null;
   }
 
   askKeyframe() {
