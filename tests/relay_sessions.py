@@ -6,7 +6,11 @@ themselves are in ``tests/relay_peers.py``.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from broker.types import Role
 from rsb_protocol import messages as msg
@@ -31,6 +35,35 @@ async def live_session(broker: Broker, user: str = "rita", role: Role = Role.RSE
     )
     joined = await broker.call("POST", "/api/v1/join", status=200, json={"code": session["code"]})
     return Live(session["id"], joined["agent_token"], joined["customer_token"], staff)
+
+
+async def until(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll ``predicate`` (plain or async) until it is truthy, within a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what} (last: {value!r})")
+        await asyncio.sleep(0.02)
+
+
+async def audit_events(broker: Broker, session_id: str) -> list[dict[str, Any]]:
+    """The session's audit events as the security role reads them through the API."""
+    if await broker.services.store.get_user("sam") is None:
+        await broker.add_user("sam", Role.SECURITY)
+    events = await broker.call(
+        "GET",
+        f"/api/v1/audit?session={session_id}",
+        status=200,
+        headers=await broker.login("sam"),
+    )
+    found: list[dict[str, Any]] = events["events"]
+    return found
 
 
 def bearer_token(headers: dict[str, str]) -> str:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import json
 import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 
 import aiohttp
 import pytest
@@ -42,7 +40,15 @@ from rsb_protocol.framing import (
 from tests.conftest import Broker, ClientFactory, FakeClock
 from tests.integration.test_api_input import CASE
 from tests.relay_peers import Peer, ScriptedAgent, ScriptedViewer, connect, subprotocols
-from tests.relay_sessions import Live, admit_viewer, bearer_token, join_viewer, live_session
+from tests.relay_sessions import (
+    Live,
+    admit_viewer,
+    audit_events,
+    bearer_token,
+    join_viewer,
+    live_session,
+    until,
+)
 
 FLOOD_CAP = 200_000
 """Far more messages than any rate limit lets through: a flood that ends here was not stopped."""
@@ -59,34 +65,6 @@ WAIT = 10.0
 
 def _hub(broker: Broker) -> Hub:
     return broker.client.app[HUB_KEY]
-
-
-async def _until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll ``predicate`` (plain or async) until it is truthy, within a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what} (last: {value!r})")
-        await asyncio.sleep(0.02)
-
-
-async def _audit(broker: Broker, session_id: str) -> list[dict[str, Any]]:
-    if await broker.services.store.get_user("sam") is None:
-        await broker.add_user("sam", Role.SECURITY)
-    events = await broker.call(
-        "GET",
-        f"/api/v1/audit?session={session_id}",
-        status=200,
-        headers=await broker.login("sam"),
-    )
-    found: list[dict[str, Any]] = events["events"]
-    return found
 
 
 async def _flood(peer: Peer, send: Callable[[], Awaitable[None]]) -> int:
@@ -231,7 +209,7 @@ async def test_a_second_agent_takes_over_and_the_first_is_closed_4104_and_audite
     await viewer.peer.wait(lambda: [s for s in viewer.peer.of(msg.State) if s.viewing_slots])
     await second.admit([viewer.slot])
     await _screen_reaches(second, viewer, b"from the newcomer")
-    events = await _audit(broker, live.session_id)
+    events = await audit_events(broker, live.session_id)
     replaced = [e for e in events if e["action"] == "relay.replaced"]
     assert len(replaced) == 1 and replaced[0]["details"]["kind"] == "agent", replaced
     assert replaced[0]["actor"] == f"agent:{live.session_id}"
@@ -250,7 +228,7 @@ async def test_a_second_viewer_connection_replaces_the_first_4104_and_is_audited
     new = await join_viewer(broker, live, live.staff)
     assert await old.peer.closed() == CloseCode.REPLACED
     assert new.slot == old.slot
-    events = await _audit(broker, live.session_id)
+    events = await audit_events(broker, live.session_id)
     replaced = [e for e in events if e["action"] == "relay.replaced"]
     assert [(e["actor"], e["details"]["kind"]) for e in replaced] == [("rita", "viewer")]
     await agent.peer.close()
@@ -309,14 +287,14 @@ async def test_frames_under_another_viewers_slot_are_dropped_and_audited(broker:
     assert agent.inputs(rita.slot, key) == [b'{"type":"text","text":"hello"}']
     assert not dana.peer.ws.closed
     # Dropped, and audited against Dana: the first drop at once (later ones are batched).
-    events = await _audit(broker, live.session_id)
+    events = await audit_events(broker, live.session_id)
     dropped = [e for e in events if e["action"] == "relay.input_dropped"]
     assert [(e["actor"], e["details"]["count"]) for e in dropped] == [("dana", 1)]
     # The batched rest is written when her socket closes, even if the server cancels the
     # handler of a socket whose client went away (the cleanup is shielded).
     await dana.peer.close()
     for _ in range(100):
-        events = await _audit(broker, live.session_id)
+        events = await audit_events(broker, live.session_id)
         dropped = [e for e in events if e["action"] == "relay.input_dropped"]
         if len(dropped) == 2:
             break
@@ -469,7 +447,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_the_others_stay(
     # Dropped without a closing handshake: there is no one left to answer it.
     assert await silent.closed() == aiohttp.WSCloseCode.ABNORMAL_CLOSURE
     # Rita answered three pings in a row, so she outlived two more rounds; she is still here.
-    await _until(lambda: len(pings) >= 3, "three pings answered")
+    await until(lambda: len(pings) >= 3, "three pings answered")
     room = hub.room(live.session_id)
     assert room is not None and [p.participant for p in room.viewers.values()] == ["rita"]
     assert not answering.closed and not agent.peer.ws.closed
@@ -501,7 +479,7 @@ async def test_after_a_restart_a_session_whose_agent_never_returns_is_ended(
         for live in (lost, back, watched)
     ]
     for live in (lost, back, watched):
-        await _until(functools.partial(_is_active, before, live), "the session is active")
+        await until(functools.partial(_is_active, before, live), "the session is active")
     assert all(not a.peer.ws.closed for a in agents)
     await before.client.server.close()  # the broker stops; the sessions stay active, resumable
     assert [await a.peer.closed() for a in agents] == [aiohttp.WSCloseCode.GOING_AWAY] * 3
@@ -527,7 +505,9 @@ async def test_after_a_restart_a_session_whose_agent_never_returns_is_ended(
     assert await viewer.peer.closed() == CloseCode.SESSION_ENDED
     assert not agent.peer.ws.closed
     for live in (lost, watched):
-        ended = [e for e in await _audit(after, live.session_id) if e["action"] == "session.ended"]
+        ended = [
+            e for e in await audit_events(after, live.session_id) if e["action"] == "session.ended"
+        ]
         assert len(ended) == 1 and ended[0]["actor"] == "system", ended
         assert ended[0]["details"]["reason"] == AGENT_LOST_AFTER_RESTART
     # An ended session stays ended: its agent coming back now is refused.
@@ -553,7 +533,7 @@ async def test_shutdown_lets_a_connections_cleanup_finish_before_the_database_cl
     before = Broker(await aiohttp_client(create_app(settings, clock=clock)), clock)
     live = await live_session(before)
     agent = await ScriptedAgent.join(before.client, live.agent_token, live.session_id)
-    await _until(functools.partial(_is_active, before, live), "the session is active")
+    await until(functools.partial(_is_active, before, live), "the session is active")
     room = before.client.app[HUB_KEY].rooms[live.session_id]
     # The agent's cleanup will wait for the room (as behind a slow audit write) while the
     # broker shuts down around it; the room is free again a moment later.
@@ -562,6 +542,6 @@ async def test_shutdown_lets_a_connections_cleanup_finish_before_the_database_cl
     await before.client.server.close()
     assert await agent.peer.closed() == aiohttp.WSCloseCode.GOING_AWAY
     after = Broker(await aiohttp_client(create_app(settings, clock=clock)), clock)
-    actions = [e["action"] for e in await _audit(after, live.session_id)]
+    actions = [e["action"] for e in await audit_events(after, live.session_id)]
     # Written before the database closed, not lost to "Cannot operate on a closed database".
     assert actions[-1] == "session.agent_disconnected", actions

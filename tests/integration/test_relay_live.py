@@ -4,15 +4,13 @@ grants, and the agent's arrival and departure announced to those already present
 
 from __future__ import annotations
 
-import asyncio
-
 from broker.relay.handlers import HUB_KEY
 from broker.types import Role
 from rsb_protocol import messages as msg
 from rsb_protocol.framing import AGENT_SLOT, FrameType, peek_position
 from tests.conftest import Broker
 from tests.relay_peers import ScriptedAgent, ScriptedViewer
-from tests.relay_sessions import Live, admit_viewer, join_viewer, live_session
+from tests.relay_sessions import admit_viewer, audit_events, join_viewer, live_session, until
 
 WINDOW = 3
 """The agent's default credit window (agent_client.session.AgentOptions.window)."""
@@ -93,11 +91,7 @@ async def test_the_brokers_own_close_keeps_the_engineers_grants(broker: Broker) 
     state = await again.peer.wait(lambda: again.peer.of(msg.State))
     assert rita.slot in state[-1].viewing_slots, "the grant survived: no new prompt"
     assert len([r for r in agent.peer.of(msg.ConsentRequest) if r.slot == rita.slot]) == 1
-    sec = await broker.staff("sam", Role.SECURITY)
-    events = await broker.call(
-        "GET", f"/api/v1/audit?session={live.session_id}", status=200, headers=sec
-    )
-    actions = [e["action"] for e in events["events"]]
+    actions = [e["action"] for e in await audit_events(broker, live.session_id)]
     assert "session.participant_resumed" in actions
     assert "session.participant_left" not in actions
     # The console's own close with 1000 is leaving: the grant goes.
@@ -161,13 +155,6 @@ async def test_an_agent_that_comes_back_is_asked_under_the_same_id(broker: Broke
     await rita.peer.close()
 
 
-async def _audit_actions(broker: Broker, live: Live, sec: dict[str, str]) -> list[str]:
-    events = await broker.call(
-        "GET", f"/api/v1/audit?session={live.session_id}", status=200, headers=sec
-    )
-    return [e["action"] for e in events["events"]]
-
-
 async def test_an_agent_back_while_its_old_connection_is_still_leaving(broker: Broker) -> None:
     """The old connection's departure is applied after the new one arrived (it waited for the
     room's lock): the session must still count the agent as connected, and not end it as lost
@@ -176,7 +163,6 @@ async def test_an_agent_back_while_its_old_connection_is_still_leaving(broker: B
     rita = await join_viewer(broker, live, live.staff)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
     await agent.peer.wait(lambda: _requests(agent, rita.slot))
-    sec = await broker.staff("sam", Role.SECURITY)
     hub = broker.client.app[HUB_KEY]
     room = hub.rooms[live.session_id]
     async with room.lock:  # as if an audit write elsewhere in the room were slow
@@ -185,16 +171,18 @@ async def test_an_agent_back_while_its_old_connection_is_still_leaving(broker: B
         await rita.peer.wait(lambda: [m for m in rita.peer.of(msg.Leave) if m.slot == 0])
         again = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
         await again.peer.wait(lambda: _requests(again, rita.slot))
+
     # The departure goes through once the lock is free; the newer connection still counts.
-    for _ in range(500):
-        if "session.agent_disconnected" in await _audit_actions(broker, live, sec):
-            break
-        await asyncio.sleep(0.01)
+    async def departed() -> bool:
+        events = await audit_events(broker, live.session_id)
+        return "session.agent_disconnected" in [e["action"] for e in events]
+
+    await until(departed, "the old connection's departure is applied")
     assert room.agent is not None and room.state.agent_connected
     broker.clock.advance(seconds=3600)  # far past the resume window
     await hub.tick()
     assert not room.ended
-    actions = await _audit_actions(broker, live, sec)
+    actions = [e["action"] for e in await audit_events(broker, live.session_id)]
     assert actions.count("session.agent_disconnected") == 1
     assert actions[-1] == "session.agent_resumed", actions
     assert "session.ended" not in actions
