@@ -308,6 +308,28 @@ async def test_a_stalled_viewer_does_not_hold_up_the_others(broker: Broker) -> N
     await fast.peer.close()
 
 
+async def test_frames_of_every_header_length_arrive_whole(broker: Broker) -> None:
+    """The broker writes frames itself on its fast path (``binary_frame_header``): each of the
+    three length encodings, at their edges, must reach the viewer byte for byte."""
+    live = await live_session(broker)
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    viewer = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, viewer)
+    overhead = len(await agent.screen(b""))  # the envelope around an empty update
+    before = len(await viewer.peer.wait(lambda: viewer.peer.frames(FrameType.KEYFRAME)))
+    frame_sizes = [125, 126, 127, 65_535, 65_536, 65_537, 1_000_000]
+    sent = [await agent.screen(bytes([n % 251]) * (n - overhead)) for n in frame_sizes]
+    assert [len(frame) for frame in sent] == frame_sizes
+    arrived = await viewer.peer.wait(
+        lambda: len(viewer.peer.frames(FrameType.KEYFRAME)) >= before + len(sent)
+    )
+    assert arrived
+    received = viewer.peer.frames(FrameType.KEYFRAME)[before:]
+    assert received == sent
+    await agent.peer.close()
+    await viewer.peer.close()
+
+
 async def test_server_sockets_have_nodelay(broker: Broker) -> None:
     live = await live_session(broker)
     agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)

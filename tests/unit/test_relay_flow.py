@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.relay.flow import DELTAS, FlowLimits, Offer, TokenBucket, decide
+from broker.relay.peer import binary_frame_header
 from rsb_protocol.framing import FrameType
 
 LIMITS = FlowLimits(max_queued_frames=4, max_queued_bytes=1000, max_queued_control=3)
@@ -161,3 +162,19 @@ def test_whatever_arrives_the_queue_stays_within_its_bounds(steps: list[object])
         # A keyframe is never dropped, so one alone may exceed the byte bound; nothing else may.
         assert sum(queue.frames) <= max(LIMITS.max_queued_bytes, largest_keyframe)
         assert queue.control <= LIMITS.max_queued_control
+
+
+@pytest.mark.parametrize(
+    ("size", "header"),
+    [
+        (0, b"\x82\x00"),
+        (125, b"\x82\x7d"),
+        (126, b"\x82\x7e\x00\x7e"),
+        (65_535, b"\x82\x7e\xff\xff"),
+        (65_536, b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
+        (8 * 1024 * 1024, b"\x82\x7f\x00\x00\x00\x00\x00\x80\x00\x00"),
+    ],
+)
+def test_a_binary_frame_header_uses_the_shortest_length_encoding(size: int, header: bytes) -> None:
+    # RFC 6455 section 5.2: FIN + opcode 2, no mask bit from a server, then 7, 7+16 or 7+64 bits.
+    assert binary_frame_header(size) == header
