@@ -135,8 +135,8 @@ GOALS: list[tuple[str, str, str | None, str, float]] = [
         0.5,
     ),
     (
-        "stalled viewer: others' throughput, with stall / without (20 viewers)",
-        "fanout.v20.stall_ratio",
+        "stalled viewer: others' throughput capacity, with stall / without (20 viewers)",
+        "fanout.v20.capacity_ratio",
         None,
         ">=",
         0.95,

@@ -108,6 +108,13 @@ class Peer:
         """
         if self._closing is not None:
             return False
+        if self.awaiting_keyframe and frame_type in DELTAS:
+            # What decide() answers for every delta until the keyframe is out, without the
+            # call: a stalled viewer is offered every frame of the session (docs/benchmarks.md).
+            self.dropped += 1
+            if frame_type is FrameType.SCREEN_UPDATE:
+                self._stale_since_keyframe = True
+            return False
         size = len(data)
         transport = self._transport
         if transport is not None and not self._queue and not self.awaiting_keyframe:
