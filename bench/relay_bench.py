@@ -8,10 +8,12 @@ moment on the shared machine lands on all of them and the ratios stay fair.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from bench import servers as srv
@@ -30,9 +32,10 @@ def started(ctx: Context, names: list[str]) -> Iterator[dict[str, srv.Server]]:
     """Start the named relays (skipping, with the reason noted, any that cannot run here).
 
     Names: ``broker`` (as production starts it: on uvloop), ``broker-lifted`` (per-connection
-    message limits raised, for throughput), ``broker-before`` (the export given by
-    --before-tree, limits raised), ``broker-asyncio`` (``--event-loop asyncio``), ``minimal``,
-    ``minimal-uvloop``, ``websockify``, ``meshcentral``.
+    message limits raised, for throughput), ``broker-stall`` (limits raised and pings 600 s
+    apart, so that a viewer that reads nothing stays connected), ``broker-before`` (the export
+    given by --before-tree, limits raised), ``broker-asyncio`` (``--event-loop asyncio``),
+    ``minimal``, ``minimal-uvloop``, ``websockify``, ``meshcentral``.
     """
     running: dict[str, srv.Server] = {}
     work = ctx.work
@@ -56,6 +59,10 @@ def _start(ctx: Context, name: str) -> srv.Server:
         return srv.start_broker(work, tag="broker")
     if name == "broker-lifted":
         return srv.start_broker(work, lift_rate_limits=True, tag="broker-lifted")
+    if name == "broker-stall":
+        return srv.start_broker(
+            work, lift_rate_limits=True, heartbeat=STALL_HEARTBEAT, tag="broker-stall"
+        )
     if name == "broker-asyncio":
         return srv.start_broker(work, event_loop="asyncio", tag="broker-asyncio")
     if name == "broker-before":
@@ -89,7 +96,7 @@ def kind_of(name: str) -> str:
 def baseline_of(name: str) -> str:
     """The minimal relay on the same event loop as ``name``: the broker as shipped runs on
     uvloop (broker/event_loop.py), so its added latency is measured against minimal-uvloop."""
-    if name in ("broker", "broker-lifted") or name.endswith("-uvloop"):
+    if name in ("broker", "broker-lifted", "broker-stall") or name.endswith("-uvloop"):
         return "minimal-uvloop"
     return "minimal"
 
@@ -366,6 +373,10 @@ def viewer_counts(ctx: Context) -> list[int]:
     return [1, 5] if ctx.options.quick else [1, 5, 20]
 
 
+STALL_HEARTBEAT = 600.0
+"""Seconds between the fan-out broker's pings. As shipped (20 s) the broker closes a viewer
+that has answered no ping for 30 s, and the stalled viewer would be gone after the first
+rounds (it was, before this setting: the pairs after it compared two clear configurations)."""
 FANOUT_RATE = 600.0
 """Updates/s of the paced fan-out rows: enough relay CPU to measure its cost per byte."""
 
@@ -378,8 +389,8 @@ def stall_pairs(ctx: Context) -> int:
 def run_fanout(ctx: Context) -> None:
     report = ctx.report
     counts = viewer_counts(ctx)
-    with started(ctx, ["broker-lifted", "minimal"]) as running:
-        broker = running["broker-lifted"]
+    with started(ctx, ["broker-stall", "minimal"]) as running:
+        broker = running["broker-stall"]
         per_config = 2 * len(counts) * 2
         sessions = broker_sessions(broker, per_config, viewers=max(counts) + 1, prefix="fan")
         next_session = iter(sessions)
@@ -424,11 +435,24 @@ def run_fanout(ctx: Context) -> None:
                         ctx.log(f"  round {round_no + 1} minimal: {brief(result)}")
                         _record_fanout(ctx, viewers, "minimal", result)
                     _record_stall_pair(ctx, viewers, results)
+                report.figure(f"fanout.v{viewers}.dropped_viewers").add(
+                    _dropped_viewers(ctx.work / "broker-stall.db")
+                )
             finally:
                 _stop_all(gens)
         rss_after = broker.rss()
         report.figure("fanout.rss_growth_mib", "MiB").add((rss_after - rss_before) / 2**20)
     _fanout_table(ctx, counts)
+
+
+def _dropped_viewers(db: Path) -> int:
+    """Viewers the broker has counted as dropped so far (audit ``participant_disconnected``):
+    none may be while the fan-out measures, or a "stalled" round had no stalled viewer."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM audit_events WHERE action = 'session.participant_disconnected'"
+        ).fetchone()
+    return int(count)
 
 
 def _record_fanout(ctx: Context, viewers: int, name: str, result: dict[str, Any]) -> None:
@@ -527,6 +551,7 @@ def _fanout_table(ctx: Context, counts: list[int]) -> None:
                 ]
             )
     growth = g("fanout.rss_growth_mib")
+    dropped = [g(f"fanout.v{n}.dropped_viewers") for n in counts]
     section.notes += [
         f"Per-viewer and slowest-viewer MB/s and relay CPU: the agent sends as fast as ACK "
         f"credits allow (flooding, the relay saturated). Latency and CPU per MB: {rate} "
@@ -539,6 +564,12 @@ def _fanout_table(ctx: Context, counts: list[int]) -> None:
         "4 MiB, plus a 256 KiB socket buffer).",
         "The minimal relay awaits each viewer in turn, so one stalled viewer would stop every "
         "other one; it is shown without a stall.",
+        f"The fan-out broker pings every {STALL_HEARTBEAT:.0f} s (setting relay_heartbeat; 20 s "
+        "as shipped, when a viewer that reads nothing is closed after 30 s, which is how a dead "
+        "viewer leaves for good): the stalled viewer stays for every round. Viewers the broker "
+        "dropped while measuring, from its audit log: "
+        + (", ".join(f"{fmt(f.median)}" for f in dropped) if all(dropped) else "n/a")
+        + f" (after {', '.join(str(n) for n in counts)} viewers).",
     ]
     stall.notes += [
         "Each round runs the two configurations, without and with the stalled viewer, in "

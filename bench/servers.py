@@ -158,19 +158,23 @@ def start_broker(
     *,
     event_loop: str | None = None,
     lift_rate_limits: bool = False,
+    heartbeat: float | None = None,
     tag: str = "broker",
     tree: Path | None = None,
 ) -> Server:
     """A fresh database, one admin user made with ``rsb users add``, then ``rsb serve``.
 
-    ``tree`` runs the ``broker`` package of another source tree (an export of an older
-    commit), to measure before and after a change in the same run.
+    ``heartbeat`` sets ``relay_heartbeat`` (seconds between pings; 20 as shipped). ``tree``
+    runs the ``broker`` package of another source tree (an export of an older commit), to
+    measure before and after a change in the same run.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / f"{tag}.db"
     for leftover in workdir.glob(f"{tag}.db*"):
         leftover.unlink()
     env = {**os.environ, **CHEAP_ARGON2}
+    if heartbeat is not None:
+        env["RSB_RELAY_HEARTBEAT"] = str(heartbeat)
     cwd = REPO
     if tree is not None:
         cwd = tree

@@ -84,6 +84,13 @@ def _event_loop(value: Any) -> EventLoopChoice:
     raise ValueError(f"must be one of {', '.join(EVENT_LOOPS)}")
 
 
+def _heartbeat(value: Any) -> timedelta:
+    interval = _seconds(value)
+    if not timedelta(seconds=1) <= interval <= timedelta(hours=1):
+        raise ValueError("must be between 1 and 3600 seconds")
+    return interval
+
+
 def _code_digits(value: Any) -> int:
     number = int(value)
     if not 6 <= number <= 16:
@@ -117,6 +124,7 @@ class Settings:
     code_digits: int = 10
     code_ttl: timedelta = timedelta(minutes=10)
     resume_window: timedelta = timedelta(minutes=2)
+    relay_heartbeat: timedelta = timedelta(seconds=20)
     staff_token_ttl: timedelta = timedelta(hours=1)
     session_token_ttl: timedelta = timedelta(hours=12)
     join_attempts_per_address: int = 10
@@ -227,6 +235,7 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "code_digits": _code_digits,
     "code_ttl": _seconds,
     "resume_window": _seconds,
+    "relay_heartbeat": _heartbeat,
     "staff_token_ttl": _token_ttl,
     "session_token_ttl": _token_ttl,
     "join_attempts_per_address": _positive_int,

@@ -41,7 +41,7 @@ class Hub:
         self._rooms: dict[str, Room] = {}
         self._creating = asyncio.Lock()
         self._cleanups: set[asyncio.Task[None]] = set()
-        self.limits = FlowLimits()
+        self.limits = FlowLimits(heartbeat=services.settings.relay_heartbeat.total_seconds())
 
     def room(self, session_id: str) -> Room | None:
         return self._rooms.get(session_id)

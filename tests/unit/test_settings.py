@@ -53,6 +53,8 @@ def test_precedence_toml_then_env_then_flags(tmp_path: Path) -> None:
         ({"RSB_TRUSTED_PROXIES": "not-a-network"}, "trusted_proxies"),
         ({"RSB_DEMO_USERS": "maybe"}, "demo_users"),
         ({"RSB_EVENT_LOOP": "trio"}, "event_loop"),
+        ({"RSB_RELAY_HEARTBEAT": "0.5"}, "relay_heartbeat"),
+        ({"RSB_RELAY_HEARTBEAT": "7200"}, "relay_heartbeat"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], name: str) -> None:
