@@ -19,8 +19,9 @@ knows how many were dropped. Modes:
 - ``idle``: connect and stay connected, nothing flows (the orchestrator reads memory).
 
 Relays: ``broker`` (the real protocol: token subprotocols, consent answered by the agent,
-ACK-free broadcast frames), ``minimal`` (``/agent/ID`` -> ``/view/ID``), ``websockify``
-(WebSocket in, a raw TCP sink out) and ``meshcentral`` (``/meshrelay.ashx``, paired 1:1).
+broadcast frames, ACKs back to the agent), ``minimal`` (``/agent/ID`` -> ``/view/ID``, and
+back), ``websockify`` (WebSocket in, a raw TCP sink out: nothing comes back) and
+``meshcentral`` (``/meshrelay.ashx``, paired 1:1, both ways).
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def raise_fd_limit() -> int:
 class Receiver:
     """What one viewer saw: messages, bytes, sequence gaps and latencies.
 
-    A broker viewer acknowledges every ``ack_every`` messages with an ACK frame through the
-    broker, as the protocol's flow control does.
+    A viewer acknowledges every ``ack_every`` messages with an ACK frame through the relay,
+    as the protocol's flow control does (see ``Job._link`` for which relays and when).
     """
 
     stalled: bool = False
@@ -251,6 +252,7 @@ class Job:
             agent = await connect(self.port, f"/agent/{session['id']}")
             for view, receiver in zip(views, receivers, strict=True):
                 view.on_binary = receiver.on_binary
+                receiver.client = view
             return self._link(agent, receivers, views)
         if self.relay == "websockify":
             agent = await connect(self.port, "/", protocols=("binary",))
@@ -267,6 +269,7 @@ class Job:
             view.on_text = _resolve_on(paired[1], "c")
             await asyncio.gather(*paired)
             view.on_binary = receivers[0].on_binary
+            receivers[0].client = view
             return self._link(agent, receivers[:1], [view])
         raise ValueError(f"unknown relay {self.relay!r}")
 
@@ -276,17 +279,18 @@ class Job:
             if receiver.stalled and view.transport is not None:
                 view.transport.pause_reading()
         readers = [r for r in receivers if not r.stalled]
-        if self.relay == "broker":
-            # Acknowledge through the broker, as viewers do: about four ACKs per window when
-            # flooding; when paced, every second update as the browser viewer does (its delayed
-            # ACK, web/js/viewer.js), and at most about 30 per second (under the viewers'
-            # message limit).
+        if self.mode == "paced" or self.relay == "broker":
+            # Acknowledge through the relay as the browser viewer does: when paced, every
+            # second update (its delayed ACK, web/js/viewer.js) and at most about 30 per
+            # second, through every relay that carries messages back to the agent, so that all
+            # of them relay the same messages; when flooding, about four ACKs per credit
+            # window, through the broker only (the others are paced by TCP back-pressure).
             window = max(2, WINDOW_BYTES // self.size)
             every = (
                 max(1, window // 4) if self.mode == "throughput" else max(2, int(self.rate) // 30)
             )
             for receiver in readers:
-                receiver.ack_every = every
+                receiver.ack_every = every if receiver.client is not None else 0
         return link
 
     async def _connect_broker(self, session: dict[str, Any]) -> Link:

@@ -1,8 +1,10 @@
 """The smallest useful relay, as the ceiling the broker is measured against.
 
 Two routes, ``/agent/{id}`` and ``/view/{id}``: every binary message from an agent is sent to
-the viewers of the same id, and that is all (no authentication, no header parsing, no flow
-control, no state machine). Same aiohttp, same knobs as the broker: no compression, TCP_NODELAY.
+the viewers of the same id, and every binary message from a viewer to that agent (a paired
+relay forwards both ways; the benchmark's viewers send their ACKs back through every relay
+alike). That is all: no authentication, no header parsing, no flow control, no state machine.
+Same aiohttp, same knobs as the broker: no compression, TCP_NODELAY.
 
 Run: ``python -m bench.minimal_relay --port P [--uvloop]``; it prints "ready" when listening.
 """
@@ -16,6 +18,7 @@ import socket
 from aiohttp import WSMsgType, web
 
 VIEWERS: web.AppKey[dict[str, set[web.WebSocketResponse]]] = web.AppKey("viewers", dict)
+AGENTS: web.AppKey[dict[str, web.WebSocketResponse]] = web.AppKey("agents", dict)
 
 
 async def _open(request: web.Request) -> web.WebSocketResponse:
@@ -29,21 +32,30 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
 
 async def agent(request: web.Request) -> web.WebSocketResponse:
     ws = await _open(request)
-    viewers = request.app[VIEWERS].setdefault(request.match_info["id"], set())
-    async for message in ws:
-        if message.type == WSMsgType.BINARY:
-            for viewer in tuple(viewers):
-                await viewer.send_bytes(message.data)
+    key = request.match_info["id"]
+    viewers = request.app[VIEWERS].setdefault(key, set())
+    request.app[AGENTS][key] = ws
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.BINARY:
+                for viewer in tuple(viewers):
+                    await viewer.send_bytes(message.data)
+    finally:
+        if request.app[AGENTS].get(key) is ws:
+            del request.app[AGENTS][key]
     return ws
 
 
 async def view(request: web.Request) -> web.WebSocketResponse:
     ws = await _open(request)
-    viewers = request.app[VIEWERS].setdefault(request.match_info["id"], set())
+    key = request.match_info["id"]
+    viewers = request.app[VIEWERS].setdefault(key, set())
     viewers.add(ws)
     try:
-        async for _ in ws:
-            pass
+        async for message in ws:
+            agent_ws = request.app[AGENTS].get(key)
+            if message.type == WSMsgType.BINARY and agent_ws is not None:
+                await agent_ws.send_bytes(message.data)
     finally:
         viewers.discard(ws)
     return ws
@@ -52,6 +64,7 @@ async def view(request: web.Request) -> web.WebSocketResponse:
 def make_app() -> web.Application:
     app = web.Application()
     app[VIEWERS] = {}
+    app[AGENTS] = {}
     app.router.add_get("/agent/{id}", agent)
     app.router.add_get("/view/{id}", view)
     return app
