@@ -43,7 +43,8 @@ between figures of the same run. CPU columns show whether the relay (1.0 = one c
 something else was the limit. Targets are those of issue 5.
 
 The peers: the *minimal relay* (`bench/minimal_relay.py`: aiohttp, two routes, every binary
-message of an agent sent to the viewers of its id, nothing else; the ceiling for our design),
+message of an agent sent to the viewers of its id and every one of a viewer back to its
+agent, nothing else; the ceiling for our design),
 *websockify* from PyPI (WebSocket in, a TCP sink out) and *MeshCentral* from npm
 (`/meshrelay.ashx`, installed into `/tmp/rsb-bench-peers`); how each runs is in
 `bench/servers.py`. *broker* is the broker as shipped, which runs on uvloop (setting
