@@ -38,9 +38,10 @@ from the run described under "This run". Everything runs on 127.0.0.1: each rela
 in its own process, the load in another (`bench/loadgen.py`, a lean RFC 6455 client on
 uvloop, so that the generator is not the first thing to saturate). The machine is small and
 shared, so each figure is the median of repeated rounds with the spread (lowest-highest,
-n = rounds), rounds of the different relays are interleaved, and every comparison is a ratio
-between figures of the same run. CPU columns show whether the relay (1.0 = one core) or
-something else was the limit. Targets are those of issue 5.
+n = rounds), rounds of the different relays are interleaved, and every comparison is between
+figures of the same run: the median over rounds of the ratio within a round, so that a pause
+of the machine that spoils one window spoils one ratio. CPU columns show whether the relay
+(1.0 = one core) or something else was the limit. Targets are those of issue 5.
 
 The peers: the *minimal relay* (`bench/minimal_relay.py`: aiohttp, two routes, every binary
 message of an agent sent to the viewers of its id and every one of a viewer back to its

@@ -106,8 +106,20 @@ def fmt(value: float) -> str:
 
 
 def ratio(numerator: Figure, denominator: Figure) -> float | None:
-    """Median over median; None when either side is missing or the denominator is zero."""
-    if not numerator or not denominator or denominator.median == 0:
+    """The median over rounds of the ratio within a round; None when a side is missing.
+
+    Rounds interleave the relays (round 1 of each, then round 2), so figures of one run with
+    as many values as each other are paired by round, and a pause of the machine that spoils
+    one window spoils one ratio; the median sets it aside. The ratio of the two medians would
+    instead pair one relay's quiet round with another's noisy one. Figures with different
+    counts (or a zero in a pair) fall back to median over median.
+    """
+    if not numerator or not denominator:
+        return None
+    pairs = list(zip(numerator.values, denominator.values, strict=False))
+    if len(numerator.values) == len(denominator.values) and all(d != 0 for _, d in pairs):
+        return float(statistics.median(n / d for n, d in pairs))
+    if denominator.median == 0:
         return None
     return numerator.median / denominator.median
 

@@ -85,8 +85,17 @@ def test_fmt_keeps_three_significant_digits(value: float, text: str) -> None:
     assert fmt(value) == text
 
 
-def test_ratio_is_median_over_median_and_none_when_missing() -> None:
+def test_ratio_pairs_rounds_and_sets_aside_one_spoilt_window() -> None:
+    # Round 2 of the first relay was hit by a pause; round 3 was noisy for both.
+    broker = Figure(values=[0.54, 7.89, 1.32])
+    minimal = Figure(values=[0.51, 0.55, 1.65])
+    assert ratio(broker, minimal) == pytest.approx(0.54 / 0.51)
+    assert broker.median / minimal.median == pytest.approx(2.4, abs=0.01)  # what pairing avoids
+
+
+def test_ratio_is_median_over_median_when_rounds_differ_and_none_when_missing() -> None:
     assert ratio(Figure(values=[4.0, 6.0]), Figure(values=[2.0])) == 2.5
+    assert ratio(Figure(values=[4.0, 6.0]), Figure(values=[2.0, 0.0])) == 5.0 / 1.0
     assert ratio(Figure(values=[4.0]), Figure()) is None
     assert ratio(Figure(), Figure(values=[1.0])) is None
     assert ratio(Figure(values=[4.0]), Figure(values=[0.0])) is None
