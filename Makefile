@@ -45,7 +45,7 @@ types: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/unit tests/fuzz
 
-## Benchmarks (issue 5): about 10 minutes on loopback; rewrites docs/benchmarks.md and its chart.
+## Benchmarks (issue 5): about 15 minutes on loopback; rewrites docs/benchmarks.md and its chart.
 ## MeshCentral is installed with npm into /tmp/rsb-bench-peers (reported unavailable without npm).
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench

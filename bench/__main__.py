@@ -1,6 +1,6 @@
 """``python -m bench``: the benchmarks of issue 5, printed and written to docs/benchmarks.md.
 
-    python -m bench                      # everything (about 10 minutes)
+    python -m bench                      # everything (about 15 minutes)
     python -m bench relay latency        # a subset: relay latency fanout idle pipeline setup
     python -m bench --quick              # fewer rounds, sessions and samples, for development
     python -m bench --before none        # skip the broker of the commit before issue 5

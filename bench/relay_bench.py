@@ -390,8 +390,11 @@ FANOUT_RATE = 600.0
 """Updates/s of the paced fan-out rows: enough relay CPU to measure its cost per byte."""
 
 
-def stall_pairs(ctx: Context) -> int:
-    """Rounds per viewer count, each a pair of windows without and with the stalled viewer."""
+def stall_pairs(ctx: Context, viewers: int) -> int:
+    """Rounds for a viewer count, each a pair of windows without and with the stalled viewer;
+    more for the largest count, whose ratio is a target."""
+    if viewers < max(viewer_counts(ctx)):
+        return ctx.options.rounds
     return max(ctx.options.rounds, 4 if ctx.options.quick else 8)
 
 
@@ -426,7 +429,7 @@ def run_fanout(ctx: Context) -> None:
                 # is measured is a viewer that is stalled, not one becoming so.
                 for name, gen in gens.items():
                     gen.window(pids[name])
-                for round_no in range(stall_pairs(ctx)):
+                for round_no in range(stall_pairs(ctx, viewers)):
                     # Without and with the stalled viewer in adjacent windows (order alternating):
                     # the machine drifts by more than the 5 % to be shown, so they are compared
                     # pair by pair.

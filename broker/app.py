@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 30.0
 AGENT_LOST_AFTER_RESTART = "agent_lost_after_restart"
 """End reason of a session whose agent did not come back within the resume window of a restart."""
+AGENT_NEVER_CONNECTED = "agent_never_connected"
+"""End reason of a session whose code was used but whose agent never connected in time."""
 STARTED_KEY: web.AppKey[datetime] = web.AppKey("started", datetime)
 
 
@@ -128,10 +130,42 @@ async def end_sessions_lost_in_restart(app: web.Application) -> int:
     return ended
 
 
+async def end_sessions_without_agent(app: web.Application) -> int:
+    """End sessions whose code was used ``agent_connect_timeout`` ago and still have no agent.
+
+    The customer joined, then never ran the agent (or it could not reach the broker): the
+    session would wait in the queue until an engineer ended it by hand. A session that is
+    still ``waiting`` has never had its agent connected (the first connection makes it
+    ``active``); one whose agent is connecting right now is left alone.
+
+    Returns:
+        How many sessions were ended.
+    """
+    services = app[SERVICES_KEY]
+    hub = app[HUB_KEY]
+    deadline = app[CLOCK_KEY]() - services.settings.agent_connect_timeout
+    ended = 0
+    for entry in await services.store.queue(["waiting"]):
+        used = entry.session.code_used_at
+        if used is None or used > deadline:
+            continue
+        room = hub.room(entry.session.id)
+        if room is not None and (room.agent is not None or room.state.agent_connected):
+            continue
+        try:
+            await hub.end(entry.session.id, Actor.system(), AGENT_NEVER_CONNECTED)
+        except Exception:  # one bad session must not keep the others waiting
+            log.exception("could not end session %s without an agent", entry.session.id)
+            continue
+        ended += 1
+    return ended
+
+
 async def sweep(app: web.Application) -> None:
     """One pass of the background sweeper (the tests run it directly)."""
     services = app[SERVICES_KEY]
     await services.sessions.expire_codes()
+    await end_sessions_without_agent(app)
     await end_sessions_lost_in_restart(app)
     # Picks up `rsb keys rotate` run by another process: new tokens use the new key.
     await services.auth.load_keyring()

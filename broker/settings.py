@@ -125,6 +125,7 @@ class Settings:
     code_ttl: timedelta = timedelta(minutes=10)
     resume_window: timedelta = timedelta(minutes=2)
     relay_heartbeat: timedelta = timedelta(seconds=20)
+    agent_connect_timeout: timedelta = timedelta(minutes=30)
     staff_token_ttl: timedelta = timedelta(hours=1)
     session_token_ttl: timedelta = timedelta(hours=12)
     join_attempts_per_address: int = 10
@@ -236,6 +237,7 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "code_ttl": _seconds,
     "resume_window": _seconds,
     "relay_heartbeat": _heartbeat,
+    "agent_connect_timeout": _seconds,
     "staff_token_ttl": _token_ttl,
     "session_token_ttl": _token_ttl,
     "join_attempts_per_address": _positive_int,

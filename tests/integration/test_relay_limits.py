@@ -21,7 +21,7 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from broker.app import AGENT_LOST_AFTER_RESTART, create_app, sweep
+from broker.app import AGENT_LOST_AFTER_RESTART, AGENT_NEVER_CONNECTED, create_app, sweep
 from broker.errors import CloseCode
 from broker.relay.handlers import HUB_KEY, MAX_MESSAGE
 from broker.relay.hub import Hub
@@ -517,6 +517,40 @@ async def test_after_a_restart_a_session_whose_agent_never_returns_is_ended(
     # An ended session stays ended: its agent coming back now is refused.
     late = await connect(after.client, "/ws/agent", lost.agent_token)
     assert await late.closed() == CloseCode.SESSION_ENDED
+    await agent.peer.close()
+
+
+async def test_a_joined_session_whose_agent_never_connects_is_ended_after_the_timeout(
+    broker: Broker, settings: Settings, clock: FakeClock
+) -> None:
+    headers = await broker.staff("rita", Role.RSE, "Rita Reyes")
+    never, connected, watched = [await _new_session(broker, headers) for _ in range(3)]
+    agent = await ScriptedAgent.join(broker.client, connected.agent_token, connected.session_id)
+    await until(functools.partial(_is_active, broker, connected), "the session is active")
+    # An engineer's console waiting in the room does not count as an agent.
+    viewer = await ScriptedViewer.join(broker.client, bearer_token(headers), watched.session_id)
+    timeout = settings.agent_connect_timeout.total_seconds()
+    clock.advance(seconds=timeout - 1)
+    await sweep(broker.client.app)
+    states = [await _get_state(broker, live, headers) for live in (never, connected, watched)]
+    assert states == [("waiting", None), ("active", None), ("waiting", None)]
+    clock.advance(seconds=2)
+    await sweep(broker.client.app)
+    states = [await _get_state(broker, live, headers) for live in (never, connected, watched)]
+    assert states == [
+        ("ended", AGENT_NEVER_CONNECTED),
+        ("active", None),
+        ("ended", AGENT_NEVER_CONNECTED),
+    ]
+    assert await viewer.peer.closed() == CloseCode.SESSION_ENDED
+    events = await audit_events(broker, never.session_id)
+    ended = [e for e in events if e["action"] == "session.ended"]
+    assert len(ended) == 1 and ended[0]["actor"] == "system"
+    assert ended[0]["details"]["reason"] == AGENT_NEVER_CONNECTED
+    # Too late now: the agent that finally starts is refused.
+    late = await connect(broker.client, "/ws/agent", never.agent_token)
+    assert await late.closed() == CloseCode.SESSION_ENDED
+    assert not agent.peer.ws.closed
     await agent.peer.close()
 
 
