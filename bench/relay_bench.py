@@ -495,8 +495,8 @@ def _record_stall_pair(ctx: Context, viewers: int, results: dict[str, dict[str, 
     ``stall_ratio``: their throughput with the agent flooding (the relay saturated), with the
     stall over without. ``capacity_ratio``: the relay's CPU per byte delivered at a fixed
     rate, without the stall over with it. A saturated relay delivers its CPU divided by that
-    cost, so this is the same ratio of throughputs, measured where the window-to-window noise
-    of this machine is a few per cent rather than tens.
+    cost, so this is the same ratio of throughputs, measured where a round's ratio varies by
+    about 10 % on this machine rather than 30 %.
     """
     key = f"fanout.v{viewers}"
 
@@ -594,7 +594,8 @@ def _fanout_table(ctx: Context, counts: list[int]) -> None:
         "the others up (as it does on the minimal relay, which waits for every viewer).",
         "Capacity: the relay's CPU per byte delivered at the fixed rate, without the stall "
         "over with it. A saturated relay delivers its CPU divided by that cost, so this is "
-        "the throughput the others keep, measured to a few per cent. The target is judged "
+        "the throughput the others keep, with a third of the noise of the direct measure "
+        "(a round's ratio varies by about 10 % rather than 30 %). The target is judged "
         "on it.",
     ]
 

@@ -114,20 +114,15 @@ async def end_sessions_lost_in_restart(app: web.Application) -> int:
     hub = app[HUB_KEY]
     if app[CLOCK_KEY]() - app[STARTED_KEY] <= services.settings.resume_window:
         return 0
-    ended = 0
+    lost = []
     for entry in await services.store.queue(["active"]):
         room = hub.room(entry.session.id)
         if room is not None and (
             room.state.agent_connected or room.state.agent_disconnected_at is not None
         ):
             continue  # its agent came back: the room's own resume window applies
-        try:
-            await hub.end(entry.session.id, Actor.system(), AGENT_LOST_AFTER_RESTART)
-        except Exception:  # one bad session must not keep the others alive
-            log.exception("could not end session %s after a restart", entry.session.id)
-            continue
-        ended += 1
-    return ended
+        lost.append(entry.session.id)
+    return await _end_each(hub, lost, AGENT_LOST_AFTER_RESTART)
 
 
 async def end_sessions_without_agent(app: web.Application) -> int:
@@ -144,7 +139,7 @@ async def end_sessions_without_agent(app: web.Application) -> int:
     services = app[SERVICES_KEY]
     hub = app[HUB_KEY]
     deadline = app[CLOCK_KEY]() - services.settings.agent_connect_timeout
-    ended = 0
+    overdue = []
     for entry in await services.store.queue(["waiting"]):
         used = entry.session.code_used_at
         if used is None or used > deadline:
@@ -152,10 +147,18 @@ async def end_sessions_without_agent(app: web.Application) -> int:
         room = hub.room(entry.session.id)
         if room is not None and (room.agent is not None or room.state.agent_connected):
             continue
+        overdue.append(entry.session.id)
+    return await _end_each(hub, overdue, AGENT_NEVER_CONNECTED)
+
+
+async def _end_each(hub: Hub, session_ids: list[str], reason: str) -> int:
+    """End the sessions as the system; returns how many ended."""
+    ended = 0
+    for session_id in session_ids:
         try:
-            await hub.end(entry.session.id, Actor.system(), AGENT_NEVER_CONNECTED)
-        except Exception:  # one bad session must not keep the others waiting
-            log.exception("could not end session %s without an agent", entry.session.id)
+            await hub.end(session_id, Actor.system(), reason)
+        except Exception:  # one bad session must not keep the others going
+            log.exception("could not end session %s (%s)", session_id, reason)
             continue
         ended += 1
     return ended
