@@ -485,8 +485,7 @@ def _record_fanout(ctx: Context, viewers: int, name: str, result: dict[str, Any]
         if "latency" in result:
             report.figure(f"{key}.p50", "ms").add(result["latency"]["p50"])
             report.figure(f"{key}.p99", "ms").add(result["latency"]["p99"])
-        cpu_ms_per_mb = 1000 * (result["relay_cpu"] or 0.0) / max(result["mb_s"], 1e-9)
-        report.figure(f"{key}.cpu_per_mb", "ms").add(cpu_ms_per_mb)
+        report.figure(f"{key}.cpu_per_mb", "ms").add(1000 * _cpu_per_mb(result))
 
 
 def _record_stall_pair(ctx: Context, viewers: int, results: dict[str, dict[str, Any]]) -> None:
@@ -503,9 +502,6 @@ def _record_stall_pair(ctx: Context, viewers: int, results: dict[str, dict[str, 
     def per_viewer(name: str) -> float:
         return float(statistics.median(results[name]["per_viewer_mb_s"]))
 
-    def cost(name: str) -> float:
-        return (results[name]["relay_cpu"] or 0.0) / max(results[name]["mb_s"], 1e-9)
-
     report = ctx.report
     report.figure(f"{key}.stall_ratio").add(
         per_viewer("throughput-stalled") / per_viewer("throughput-clear")
@@ -513,8 +509,14 @@ def _record_stall_pair(ctx: Context, viewers: int, results: dict[str, dict[str, 
     report.figure(f"{key}.paced_delivery_ratio").add(
         per_viewer("paced-stalled") / per_viewer("paced-clear")
     )
-    if cost("paced-stalled") > 0:
-        report.figure(f"{key}.capacity_ratio").add(cost("paced-clear") / cost("paced-stalled"))
+    clear, stalled = _cpu_per_mb(results["paced-clear"]), _cpu_per_mb(results["paced-stalled"])
+    if stalled > 0:
+        report.figure(f"{key}.capacity_ratio").add(clear / stalled)
+
+
+def _cpu_per_mb(result: dict[str, Any]) -> float:
+    """The relay's CPU seconds per MB delivered to the viewers measured in one window."""
+    return (result["relay_cpu"] or 0.0) / max(result["mb_s"], 1e-9)
 
 
 def _fanout_table(ctx: Context, counts: list[int]) -> None:

@@ -494,13 +494,10 @@ async def test_after_a_restart_a_session_whose_agent_never_returns_is_ended(
     # `back`: its agent reconnects. `watched`: only an engineer's console does.
     agent = await ScriptedAgent.join(after.client, back.agent_token, back.session_id)
     viewer = await ScriptedViewer.join(after.client, bearer_token(headers), watched.session_id)
-    clock.advance(seconds=window.total_seconds() - 1)
-    await sweep(after.client.app)
-    states = [await _get_state(after, live, headers) for live in (lost, back, watched)]
+    lives = (lost, back, watched)
+    states = await _swept_later(after, window.total_seconds() - 1, lives, headers)
     assert states == [("active", None)] * 3, "within the window an agent may still come back"
-    clock.advance(seconds=2)
-    await sweep(after.client.app)
-    states = [await _get_state(after, live, headers) for live in (lost, back, watched)]
+    states = await _swept_later(after, 2, lives, headers)
     assert states == [
         ("ended", AGENT_LOST_AFTER_RESTART),
         ("active", None),
@@ -529,14 +526,11 @@ async def test_a_joined_session_whose_agent_never_connects_is_ended_after_the_ti
     await until(functools.partial(_is_active, broker, connected), "the session is active")
     # An engineer's console waiting in the room does not count as an agent.
     viewer = await ScriptedViewer.join(broker.client, bearer_token(headers), watched.session_id)
+    lives = (never, connected, watched)
     timeout = settings.agent_connect_timeout.total_seconds()
-    clock.advance(seconds=timeout - 1)
-    await sweep(broker.client.app)
-    states = [await _get_state(broker, live, headers) for live in (never, connected, watched)]
+    states = await _swept_later(broker, timeout - 1, lives, headers)
     assert states == [("waiting", None), ("active", None), ("waiting", None)]
-    clock.advance(seconds=2)
-    await sweep(broker.client.app)
-    states = [await _get_state(broker, live, headers) for live in (never, connected, watched)]
+    states = await _swept_later(broker, 2, lives, headers)
     assert states == [
         ("ended", AGENT_NEVER_CONNECTED),
         ("active", None),
@@ -556,6 +550,15 @@ async def test_a_joined_session_whose_agent_never_connects_is_ended_after_the_ti
 
 async def _is_active(broker: Broker, live: Live) -> bool:
     return (await broker.services.sessions.get(live.session_id)).state == "active"
+
+
+async def _swept_later(
+    broker: Broker, seconds: float, lives: tuple[Live, ...], headers: dict[str, str]
+) -> list[tuple[str, str | None]]:
+    """Move the clock on, run one sweeper pass, and read each session's state and end reason."""
+    broker.clock.advance(seconds=seconds)
+    await sweep(broker.client.app)
+    return [await _get_state(broker, live, headers) for live in lives]
 
 
 async def _get_state(broker: Broker, live: Live, headers: dict[str, str]) -> tuple[str, str | None]:
