@@ -516,7 +516,7 @@ def _record_stall_pair(ctx: Context, viewers: int, results: dict[str, dict[str, 
 
 def _cpu_per_mb(result: dict[str, Any]) -> float:
     """The relay's CPU seconds per MB delivered to the viewers measured in one window."""
-    return (result["relay_cpu"] or 0.0) / max(result["mb_s"], 1e-9)
+    return float(result["relay_cpu"] or 0.0) / max(float(result["mb_s"]), 1e-9)
 
 
 def _fanout_table(ctx: Context, counts: list[int]) -> None:

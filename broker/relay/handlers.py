@@ -14,7 +14,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from broker.api.principals import client_addr
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY
@@ -89,9 +89,11 @@ def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.St
         # aiohttp refuses a message of exactly max_msg_size bytes; MAX_MESSAGE is the largest
         # one allowed (docs/api.md).
         max_size = MAX_MESSAGE[kind] + 1
-        heartbeat = request.app[HUB_KEY].limits.heartbeat
+        # No aiohttp heartbeat and no autoping: the hub pings every connection itself and
+        # the pumps answer pings and note pongs (``_keepalive``), which costs nothing per
+        # message (``ticking`` in hub.py says why).
         ws = web.WebSocketResponse(
-            protocols=(SUBPROTOCOL,), compress=False, max_msg_size=max_size, heartbeat=heartbeat
+            protocols=(SUBPROTOCOL,), compress=False, max_msg_size=max_size, autoping=False
         )
         await ws.prepare(request)
         sock = request.transport.get_extra_info("socket") if request.transport else None
@@ -142,16 +144,31 @@ class Limiter:
                 raise RateLimited("too many messages on this connection", retry_after=1.0)
 
 
-async def _messages(ws: web.WebSocketResponse, kind: str) -> AsyncIterator[bytes | msg.Message]:
-    limiter = Limiter(kind)
-    async for message in ws:
-        if message.type == WSMsgType.BINARY:
+_KEEPALIVE = frozenset({WSMsgType.PING, WSMsgType.PONG})
+
+
+async def _keepalive(peer: Peer, message: WSMessage, limiter: Limiter) -> None:
+    """A ping is answered (and charged like a text message: a ping flood is a flood); a pong
+    answers the hub's heartbeat."""
+    if message.type is WSMsgType.PONG:
+        peer.pong_received()
+    else:
+        limiter.check(False)
+        await peer.ws.pong(message.data)
+
+
+async def _messages(peer: Peer) -> AsyncIterator[bytes | msg.Message]:
+    limiter = Limiter(peer.kind)
+    async for message in peer.ws:
+        if message.type is WSMsgType.BINARY:
             limiter.check(True)
             yield message.data
-        elif message.type == WSMsgType.TEXT:
+        elif message.type is WSMsgType.TEXT:
             limiter.check(False)
             yield msg.parse_message(message.data, TEXT_LIMIT)
-        elif message.type == WSMsgType.ERROR:
+        elif message.type in _KEEPALIVE:
+            await _keepalive(peer, message, limiter)
+        elif message.type is WSMsgType.ERROR:
             break
 
 
@@ -211,6 +228,8 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
                 limiter.check(False)
                 item = msg.parse_message(message.data, TEXT_LIMIT)
                 await _agent_text(hub, room, peer, item, actor)
+            elif message.type in _KEEPALIVE:
+                await _keepalive(peer, message, limiter)
             elif message.type is WSMsgType.ERROR:
                 break
     finally:
@@ -416,6 +435,8 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                 limiter.check(False)
                 item = msg.parse_message(message.data, TEXT_LIMIT)
                 await _viewer_text(hub, room, peer, item, actor, services)
+            elif message.type in _KEEPALIVE:
+                await _keepalive(peer, message, limiter)
             elif message.type in _CLOSED:
                 # Leaving is the console's own close frame with 1000. The broker's close
                 # (shutdown, flow control: CLOSING), a dropped socket (CLOSED, which aiohttp
@@ -530,7 +551,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     peer.start()
     room.greet(peer)
     try:
-        async for item in _messages(ws, "customer"):
+        async for item in _messages(peer):
             if isinstance(item, bytes):
                 await _route_from_customer(room, peer, item, actor)
                 continue

@@ -17,6 +17,7 @@ from broker.appkeys import Clock
 from broker.audit.log import Actor
 from broker.errors import CloseCode, Conflict
 from broker.relay.flow import FlowLimits
+from broker.relay.peer import Peer
 from broker.relay.room import Room
 from broker.services import Services
 from broker.sessions import machine as m
@@ -128,6 +129,19 @@ class Hub:
             except Exception:
                 log.exception("tick failed for session %s", room.session_id)
 
+    def ping_all(self) -> list[Peer]:
+        """One heartbeat round: ping every connected peer, return those that now owe a pong."""
+        return [peer for room in self._rooms.values() for peer in room.everyone() if peer.ping()]
+
+    @staticmethod
+    def drop_silent(pinged: list[Peer]) -> int:
+        """Drop the peers of a round that have not answered its ping; returns how many."""
+        silent = [peer for peer in pinged if peer.owes_pong and not peer.closed]
+        for peer in silent:
+            log.info("peer %s/%s did not answer the heartbeat ping", peer.kind, peer.slot)
+            peer.drop()
+        return len(silent)
+
     async def run_to_end(self, cleanup: Coroutine[Any, Any, None]) -> None:
         """Run a connection's cleanup to the end even if its handler is being cancelled.
 
@@ -157,15 +171,33 @@ class Hub:
 
 @contextlib.asynccontextmanager
 async def ticking(hub: Hub) -> AsyncIterator[None]:
-    async def run() -> None:
+    """Run the hub's two timers: the state machine's tick and the relay heartbeat."""
+
+    async def tick() -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             await hub.tick()
 
-    task = asyncio.create_task(run(), name="relay-ticker")
+    async def heartbeat() -> None:
+        # One task for every connection, instead of aiohttp's per-socket heartbeat: that one
+        # re-arms its timer on every read (a loop callback per read, thousands a second at 200
+        # live sessions), this one costs nothing between rounds (docs/benchmarks.md).
+        half = hub.limits.heartbeat / 2
+        while True:
+            pinged = hub.ping_all()
+            await asyncio.sleep(half)
+            hub.drop_silent(pinged)
+            await asyncio.sleep(half)
+
+    tasks = [
+        asyncio.create_task(tick(), name="relay-ticker"),
+        asyncio.create_task(heartbeat(), name="relay-heartbeat"),
+    ]
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

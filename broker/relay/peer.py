@@ -39,6 +39,7 @@ WRITE_BUFFER_LOW = 64 * 1024
 """Below this the transport is writable again, and a frame of up to 192 KiB goes out at once."""
 _WS_HEADER = 10  # the largest server-to-client WebSocket frame header (RFC 6455 section 5.2)
 _FIN_BINARY = 0x82  # final fragment, binary opcode; a server never masks
+_PING = b"\x89\x00"  # final fragment, ping opcode, no payload
 _HEADER_7 = struct.Struct("!BB").pack
 _HEADER_16 = struct.Struct("!BBH").pack
 _HEADER_64 = struct.Struct("!BBQ").pack
@@ -83,6 +84,8 @@ class Peer:
         self._stale_since_keyframe = False
         self.acked = 0
         self.dropped = 0
+        self.owes_pong = False
+        """Pinged by the heartbeat and not yet answered (see ``Hub.ping_all``)."""
         self._limits = limits
         self._queue: deque[tuple[bytes | str | None, FrameType | None]] = deque()
         self._frames = 0
@@ -167,6 +170,32 @@ class Peer:
             self.close_soon(4201, "too many undelivered control messages")
             return
         self._push(message.to_json(), None)
+
+    def ping(self) -> bool:
+        """Send a heartbeat ping now; the peer owes a pong until ``pong_received``.
+
+        Written to the transport like the frame path's frames, behind whatever is buffered:
+        a viewer that reads nothing cannot answer, and that is how a dead one is found.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing() or self.ws.closed:
+            return False
+        transport.write(_PING)
+        self.owes_pong = True
+        return True
+
+    def pong_received(self) -> None:
+        self.owes_pong = False
+
+    def drop(self) -> None:
+        """Cut the connection of a peer that stopped answering pings.
+
+        No closing handshake (nobody would answer it) and no flushing of what is buffered
+        (it would never drain): the client sees an abnormal closure (1006) and the endpoint's
+        receive loop ends as for any lost connection.
+        """
+        if self._transport is not None:
+            self._transport.abort()
 
     def close_soon(self, code: int, reason: str) -> None:
         """Send what is queued, then close with ``code``; later offers are ignored."""

@@ -90,7 +90,7 @@ async def _screen_reaches(agent: ScriptedAgent, viewer: ScriptedViewer, payload:
 # --- 1. rate limit ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["binary", "text"])
+@pytest.mark.parametrize("kind", ["binary", "text", "ping"])
 async def test_a_flooding_viewer_is_closed_4029_and_the_session_carries_on(
     broker: Broker, kind: str
 ) -> None:
@@ -107,6 +107,8 @@ async def test_a_flooding_viewer_is_closed_4029_and_the_session_carries_on(
     async def one() -> None:
         if kind == "binary":
             await dana.peer.ws.send_bytes(ack)
+        elif kind == "ping":  # each one makes the broker write a pong
+            await dana.peer.ws.ping(b"flood")
         else:
             await dana.peer.ws.send_str(hello)
 
@@ -458,6 +460,25 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_the_others_stay(
     await answering.close()
     await reader
     await agent.peer.close()
+
+
+@pytest.mark.parametrize("kind", ["agent", "viewer", "customer"])
+async def test_each_endpoint_answers_a_clients_ping(broker: Broker, kind: str) -> None:
+    # The agent's WebSocket library pings the broker on its own and gives up on a broker that
+    # does not answer; the broker answers pings itself (no autoping, see hub.ticking).
+    live = await live_session(broker)
+    path, token = {
+        "agent": ("/ws/agent", live.agent_token),
+        "viewer": (f"/ws/viewer/{live.session_id}", bearer_token(live.staff)),
+        "customer": ("/ws/customer", live.customer_token),
+    }[kind]
+    ws = await broker.client.ws_connect(path, protocols=subprotocols(token), autoping=False)
+    await ws.ping(b"are you there")
+    message = await ws.receive(timeout=WAIT)
+    while message.type is aiohttp.WSMsgType.TEXT:  # the welcome and the room's news
+        message = await ws.receive(timeout=WAIT)
+    assert (message.type, message.data) == (aiohttp.WSMsgType.PONG, b"are you there")
+    await ws.close()
 
 
 # --- the lifecycle after a broker restart --------------------------------------------------------
