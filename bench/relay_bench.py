@@ -579,7 +579,7 @@ def _fanout_table(ctx: Context, counts: list[int]) -> None:
         "The minimal relay awaits each viewer in turn, so one stalled viewer would stop every "
         "other one; it is shown without a stall.",
         f"The fan-out broker pings every {STALL_HEARTBEAT:.0f} s (setting relay_heartbeat; 20 s "
-        "as shipped, when a viewer that reads nothing is closed after 30 s, which is how a dead "
+        "as shipped, when a viewer that reads nothing is cut within 30 s, which is how a dead "
         "viewer leaves for good): the stalled viewer stays for every round. Viewers the broker "
         "dropped while measuring, from its audit log: "
         + (", ".join(f"{fmt(f.median)}" for f in dropped) if all(dropped) else "n/a")
@@ -730,7 +730,11 @@ def before_after(ctx: Context, revision: str) -> None:
         "a frame is written at once while the viewer's socket keeps up, and the queue (with "
         "its drop policy) only serves viewers that are really behind; the per-connection rate "
         "limit is charged in batches, and the viewer's ACK and input loop is inlined like the "
-        "agent's.",
+        "agent's. Frames are written with their header straight to the socket, and liveness "
+        "is one ping round over all connections every relay_heartbeat instead of aiohttp's "
+        "per-socket heartbeat, which re-armed its timer on every read (at 200 sessions the "
+        "relay's CPU, in interleaved rounds against the minimal relay on uvloop, went from "
+        "1.28x to 1.18x of the minimal relay's).",
     ]
 
 
