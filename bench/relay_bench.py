@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import servers as srv
 from bench.context import Context, broker_sessions
+from bench.loadgen import CREDIT_TIMEOUT
 from bench.report import ratio_text
 from bench.runner import LoadGen
 from bench.stats import Figure, fmt
@@ -179,6 +180,7 @@ def run_throughput(ctx: Context) -> None:
                     report.figure(f"{key}.cpu", "core").add(result["relay_cpu"] or 0.0)
                     report.figure(f"{key}.gen_cpu", "core").add(result["gen_cpu"])
                     report.figure(f"{key}.dropped").add(result["gaps"])
+                    report.figure(f"{key}.stale_windows").add(result["stale_windows"])
 
                 interleaved(ctx, gens, running, record)
             finally:
@@ -692,6 +694,13 @@ BEFORE_AFTER = [
     ("64 KiB throughput, MB/s", "relay.64k.{}.mb_s", True),
     ("1 KiB messages, msg/s delivered", "relay.1k.{}.msgs_s", True),
     ("1 KiB messages dropped (all rounds)", "relay.1k.{}.dropped", False),
+    # Drops are counted from gaps in what arrives: when nothing does, only the agent's
+    # waits for an ACK that never came show the loss.
+    (
+        f"1 KiB: ACK waits the agent gave up ({CREDIT_TIMEOUT:g} s each, all rounds)",
+        "relay.1k.{}.stale_windows",
+        False,
+    ),
     ("p50 at 1,000 msg/s, ms", "latency.rate1000.{}.p50", False),
     ("p99 at 1,000 msg/s, ms", "latency.rate1000.{}.p99", False),
     ("relay CPU at 1,000 msg/s, cores", "latency.rate1000.{}.cpu", False),
@@ -710,8 +719,8 @@ def before_after(ctx: Context, revision: str) -> None:
         before, after = pattern.format("broker-before"), pattern.format("broker")
         if not report.get(before) or not report.get(after):
             continue
-        if pattern.endswith("dropped"):
-            cells = [fmt(sum(report.get(before).values)), fmt(sum(report.get(after).values)), ""]
+        if pattern.endswith(("dropped", "stale_windows")):  # counts: the total over rounds
+            cells = [fmt(int(sum(report.get(k).values))) for k in (before, after)] + [""]
         else:
             cells = [report.get(before).text(), report.get(after).text()]
             cells.append(ratio_text(report.ratio(after, before)))
