@@ -148,12 +148,12 @@ _KEEPALIVE = frozenset({WSMsgType.PING, WSMsgType.PONG})
 
 
 async def _keepalive(peer: Peer, message: WSMessage, limiter: Limiter) -> None:
-    """A ping is answered (and charged like a text message: a ping flood is a flood); a pong
-    answers the hub's heartbeat."""
+    """A ping is answered; a pong answers the hub's heartbeat. Both are charged like a text
+    message: a flood of either is a flood."""
+    limiter.check(False)
     if message.type is WSMsgType.PONG:
         peer.pong_received()
     else:
-        limiter.check(False)
         await peer.ws.pong(message.data)
 
 

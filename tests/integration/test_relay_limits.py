@@ -90,7 +90,7 @@ async def _screen_reaches(agent: ScriptedAgent, viewer: ScriptedViewer, payload:
 # --- 1. rate limit ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["binary", "text", "ping"])
+@pytest.mark.parametrize("kind", ["binary", "text", "ping", "pong"])
 async def test_a_flooding_viewer_is_closed_4029_and_the_session_carries_on(
     broker: Broker, kind: str
 ) -> None:
@@ -109,6 +109,8 @@ async def test_a_flooding_viewer_is_closed_4029_and_the_session_carries_on(
             await dana.peer.ws.send_bytes(ack)
         elif kind == "ping":  # each one makes the broker write a pong
             await dana.peer.ws.ping(b"flood")
+        elif kind == "pong":  # unsolicited, as RFC 6455 allows: still a message to handle
+            await dana.peer.ws.pong(b"flood")
         else:
             await dana.peer.ws.send_str(hello)
 
