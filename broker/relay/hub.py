@@ -134,13 +134,12 @@ class Hub:
         return [peer for room in self._rooms.values() for peer in room.everyone() if peer.ping()]
 
     @staticmethod
-    def drop_silent(pinged: list[Peer]) -> int:
-        """Drop the peers of a round that have not answered its ping; returns how many."""
-        silent = [peer for peer in pinged if peer.owes_pong and not peer.closed]
-        for peer in silent:
-            log.info("peer %s/%s did not answer the heartbeat ping", peer.kind, peer.slot)
-            peer.drop()
-        return len(silent)
+    def drop_silent(pinged: list[Peer]) -> None:
+        """Drop the peers of a round that have not answered its ping."""
+        for peer in pinged:
+            if peer.owes_pong and not peer.closed:
+                log.info("peer %s/%s did not answer the heartbeat ping", peer.kind, peer.slot)
+                peer.drop()
 
     async def run_to_end(self, cleanup: Coroutine[Any, Any, None]) -> None:
         """Run a connection's cleanup to the end even if its handler is being cancelled.
