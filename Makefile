@@ -5,23 +5,25 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
+# Pins what CI installs (as constraints: extras the lock does not name stay free).
+LOCK := requirements/ci-lock.txt
 
-.PHONY: run test lint types unit bench clean system-deps
+.PHONY: run test lint types unit bench clean system-deps lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[server,agent]'
+$(RUN_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[server,agent]'
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(TEST_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $@ $(RUN_STAMP)
 
-$(BENCH_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[bench]'
+$(BENCH_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[bench]'
 	touch $@ $(RUN_STAMP)
 
 ## Start the broker on 127.0.0.1:8080 with SQLite under ./var and demo users.
@@ -49,6 +51,15 @@ unit: $(TEST_STAMP)
 ## MeshCentral is installed with npm into /tmp/rsb-bench-peers (reported unavailable without npm).
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench
+
+## Rewrite the lock from a fresh virtualenv with the dev extra (after changing pyproject.toml).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet '.[dev]'
+	{ echo "# What make test installs, as pip constraints (make lock rewrites it from a fresh venv)."; \
+	  echo "# tests/unit/test_dependencies.py checks it against the advisory floors."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^remote-support-broker'; } > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

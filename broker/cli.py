@@ -275,8 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_view(argv: Sequence[str]) -> int:
     """Run `rsb view`, imported only now: the broker itself never loads viewer or E2E code."""
-    from rsb_viewer.cli import main as view_main
-
+    try:
+        from rsb_viewer.cli import main as view_main
+    except ImportError as exc:  # a server-only install has no websockets, numpy or Pillow
+        print(
+            f"error: rsb view needs the agent extra ({exc.name} is missing): "
+            "pip install 'remote-support-broker[agent]'",
+            file=sys.stderr,
+        )
+        return 2
     return view_main(argv)
 
 
