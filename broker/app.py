@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
+from broker import loop_lag
 from broker.api.middleware import count_requests, error_middleware, security_headers
 from broker.api.openapi import build_openapi
 from broker.api.routing import ApiRoute, add_routes, json_response
@@ -77,6 +78,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SERVICES_KEY] = services
     yield
     await services.close()
+
+
+async def _loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with loop_lag.monitoring(app[SERVICES_KEY].metrics):
+        yield
 
 
 async def _relay_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -202,6 +208,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
     app.cleanup_ctx.append(_services_ctx)
+    app.cleanup_ctx.append(_loop_lag_ctx)
     app.cleanup_ctx.append(_relay_ctx)
     app.cleanup_ctx.append(_sweeper_ctx)
     app.on_shutdown.append(_going_away)

@@ -24,6 +24,7 @@ Tree::
     │   └── ConsentRequired       409  4101
     ├── CodeRejected              410  4102   (used, expired or unknown session code)
     ├── RateLimited               429  4029
+    ├── Overloaded                503  1013   (too much password hashing waiting; Retry-After)
     └── RelayError                503  4200
         └── FlowControlClosed     503  4201
 """
@@ -191,6 +192,23 @@ class RateLimited(BrokerError):
     http_status = 429
     close_code = CloseCode.RATE_LIMITED
     code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class Overloaded(BrokerError):
+    """Refused at once because a bounded queue is full (password hashing, see ``auth/kdf.py``).
+
+    Answering now with a Retry-After is the point: waiting in an unbounded queue would turn a
+    burst of logins into a stall for every client. Close code 1013 is RFC 6455's "Try Again
+    Later"; no private code is needed since no WebSocket waits on the KDF.
+    """
+
+    http_status = 503
+    close_code = 1013
+    code = "overloaded"
 
     def __init__(self, message: str, retry_after: float, **details: Any) -> None:
         super().__init__(message, **details)

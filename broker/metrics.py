@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 @dataclass
@@ -30,6 +30,30 @@ class Metrics:
         self.login_failures = Counter("rsb_login_failures", "Failed staff logins", registry=r)
         self.live_sessions = Gauge(
             "rsb_live_sessions", "Sessions with a live room on the relay", registry=r
+        )
+        self.loop_lag = Gauge(
+            "rsb_event_loop_lag_seconds",
+            "How late the event loop ran a timer at its last check (broker/loop_lag.py)",
+            registry=r,
+        )
+        self.loop_lag_max = Gauge(
+            "rsb_event_loop_lag_max_seconds",
+            "Largest event loop lag measured in the last minute",
+            registry=r,
+        )
+        self.loop_lag_histogram = Histogram(
+            "rsb_event_loop_lag_observed_seconds",
+            "Event loop lag, one observation per check",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.kdf_jobs = Gauge(
+            "rsb_kdf_jobs", "Password hashing jobs running or waiting in the KDF pool", registry=r
+        )
+        self.kdf_overloaded = Counter(
+            "rsb_kdf_overloaded",
+            "Logins and password changes refused with 503 because the KDF queue was full",
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -32,6 +32,7 @@ class Services:
     metrics: Metrics
 
     async def close(self) -> None:
+        await self.auth.close()  # the KDF pool's threads end with the app
         await self.store.close()
 
 

@@ -46,6 +46,13 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be an integer of 0 or more")
+    return number
+
+
 def _port(value: Any) -> int:
     number = int(value)
     if not 0 <= number <= 65535:
@@ -139,6 +146,8 @@ class Settings:
     plans: Mapping[str, Any] = field(default_factory=dict)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    kdf_workers: int = 2
+    kdf_queue_limit: int = 16
 
     @property
     def base_url(self) -> str:
@@ -249,4 +258,6 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "plans_file": _optional_path,
     "argon2_time_cost": _positive_int,
     "argon2_memory_kib": _positive_int,
+    "kdf_workers": _non_negative_int,
+    "kdf_queue_limit": _non_negative_int,
 }

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from broker.api.routing import Handler, json_response
 from broker.appkeys import SERVICES_KEY
-from broker.errors import BrokerError, RateLimited
+from broker.errors import BrokerError, Overloaded, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except BrokerError as exc:
         response = json_response(exc.to_json(), status=exc.http_status)
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | Overloaded):
             response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response
     except web.HTTPException as exc:

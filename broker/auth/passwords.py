@@ -3,6 +3,8 @@
 Hashes are PHC strings (``$argon2id$v=19$m=...,t=...,p=...$salt$hash``), so each stored hash
 carries its own parameters: raising the cost later only needs ``needs_rehash`` at the next
 successful login. Verification is constant-time inside argon2; this module never compares secrets.
+Hashing and verifying block their thread for the whole KDF: the broker calls them through
+``broker.auth.kdf.KdfPool``, never on the event loop.
 """
 
 from __future__ import annotations
@@ -50,8 +52,19 @@ def _hasher(params: HashParams) -> PasswordHasher:
     )
 
 
-def _checked(pw: str) -> str:
-    """Return ``pw`` if it is an acceptable password, else raise ``ValidationFailed``."""
+def check_password_input(pw: str) -> str:
+    """Return ``pw`` if it is an acceptable password input, before any hashing.
+
+    Args:
+        pw: The offered password.
+
+    Returns:
+        ``pw`` unchanged.
+
+    Raises:
+        ValidationFailed: Empty, not a string, longer than ``MAX_PASSWORD_BYTES`` once UTF-8
+            encoded, or not encodable as UTF-8.
+    """
     if not isinstance(pw, str) or not pw:
         raise ValidationFailed("password must be a non-empty string")
     try:
@@ -77,7 +90,7 @@ def hash_password(pw: str, params: HashParams = DEFAULT_PARAMS) -> str:
     Raises:
         ValidationFailed: The password is empty, too long or not encodable as UTF-8.
     """
-    return _hasher(params).hash(_checked(pw))
+    return _hasher(params).hash(check_password_input(pw))
 
 
 @functools.lru_cache(maxsize=8)
@@ -113,7 +126,7 @@ def verify_password(stored_hash: str | None, pw: str, params: HashParams = DEFAU
         ValidationFailed: The offered password is empty, too long or not encodable as UTF-8
             (checked before any lookup-dependent work, so it reveals nothing about the user).
     """
-    _checked(pw)
+    check_password_input(pw)
     hasher = _hasher(params)
     if stored_hash is None:
         try:

@@ -21,22 +21,40 @@ MAX_FORWARDED_HOPS = 16
 
 
 @dataclass(frozen=True)
-class Decision:
-    """Outcome of one ``check``: whether to proceed, and if not, how long to wait."""
+class Refused:
+    """``reserve``'s answer when the budget is used up: try again in ``retry_after`` seconds."""
 
-    allowed: bool
-    retry_after: float = 0.0
+    retry_after: float
+
+
+@dataclass(eq=False)
+class Reservation:
+    """One unit of a key's budget, taken by ``SlidingWindowLimiter.reserve``.
+
+    It counts from the moment it is taken. ``refund`` gives it back (the attempt succeeded);
+    ``settle`` keeps it counted until it leaves the window (the attempt failed). Compared by
+    identity: two attempts in the same instant are still two units.
+    """
+
+    key: str
+    at: float
+    settled: bool = False
 
 
 class SlidingWindowLimiter:
-    """Allow each key at most ``limit`` events in any ``window`` seconds.
+    """Allow each key at most ``limit`` counted attempts in any ``window`` seconds.
 
-    Use ``check`` to count every attempt, or ``peek`` before and ``hit`` after to count only
-    failures (a wrong join code, a wrong password). Refused attempts are not counted by
-    ``check``, so a client that waits ``retry_after`` gets through.
+    An attempt takes a unit with ``reserve`` *before* it awaits anything, and returns it with
+    ``refund`` if it succeeded, so only failures (a wrong join code, a wrong password) stay
+    counted. Checking the budget first and recording the failure after the await, as this
+    module once offered, let N parallel requests all pass the check before the first one was
+    recorded (docs/security.md, "Guessing session codes"). Taking the unit synchronously
+    means at most ``limit`` attempts per key are ever in flight or failed within a window,
+    however many are sent at once. Refused attempts take no unit, so a client that waits
+    ``retry_after`` gets through.
 
-    Memory is bounded by ``max_keys`` keys of at most ``limit`` timestamps each. Past that, the
-    least recently hit key is forgotten. That key is almost always one whose window has
+    Memory is bounded by ``max_keys`` keys of at most ``limit`` units each. Past that, the
+    least recently reserved key is forgotten. That key is almost always one whose window has
     already passed, which loses nothing; it loses a live count only when more than
     ``max_keys`` addresses are active within one window. An attacker with that many addresses
     could then outrun the per-address limit by cycling through them, which is the traffic
@@ -47,81 +65,112 @@ class SlidingWindowLimiter:
     standing still.
     """
 
-    def __init__(self, limit: int, window: float, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, limit: int, window: float, max_keys: int = 10_000, in_flight_retry: float = 1.0
+    ) -> None:
         """Configure the limiter.
 
         Args:
-            limit: Events allowed per key in any window.
+            limit: Units per key in any window.
             window: Window length in seconds.
             max_keys: Keys remembered at most.
+            in_flight_retry: The ``retry_after`` advised when the budget is exhausted only
+                because some attempts are still in flight (they may yet be refunded).
 
         Raises:
             ValueError: A parameter is not positive.
         """
-        if limit < 1 or window <= 0 or max_keys < 1:
-            raise ValueError("limit, window and max_keys must be positive")
+        if limit < 1 or window <= 0 or max_keys < 1 or in_flight_retry <= 0:
+            raise ValueError("limit, window, max_keys and in_flight_retry must be positive")
         self._limit = limit
         self._window = window
         self._max_keys = max_keys
-        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+        self._in_flight_retry = in_flight_retry
+        self._units: OrderedDict[str, deque[Reservation]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._events)
+        return len(self._units)
 
-    def peek(self, key: str, now: float) -> Decision:
-        """Tell whether one more event for ``key`` would be allowed, without recording it.
+    def in_use(self, key: str, now: float) -> int:
+        """How many units of ``key`` are counted at ``now`` (in flight or failed).
+
+        Args:
+            key: As given to ``reserve``.
+            now: Current time in seconds.
+
+        Returns:
+            A number from 0 to ``limit``.
+        """
+        units = self._units.get(key)
+        if not units:
+            return 0
+        self._expire(units, now)
+        return len(units)
+
+    def reserve(self, key: str, now: float) -> Reservation | Refused:
+        """Take one unit of ``key``'s budget, if there is one left.
+
+        Call it before the attempt awaits anything: the unit is counted from this moment.
 
         Args:
             key: Usually the client address from ``client_address``.
             now: Current time in seconds.
 
         Returns:
-            ``Decision(True, 0.0)``, or ``Decision(False, seconds)`` with the wait until the
-            oldest counted event leaves the window.
+            A ``Reservation`` to ``refund`` or ``settle``; or, with the budget used up,
+            ``Refused(seconds)``: the wait until the oldest unit leaves the window, or
+            ``in_flight_retry`` if sooner and some units are still in flight.
         """
-        stamps = self._events.get(key)
-        if not stamps:
-            return Decision(True)
-        horizon = max(now, stamps[-1]) - self._window
-        while stamps and stamps[0] <= horizon:
-            stamps.popleft()
-        if len(stamps) >= self._limit:
-            return Decision(False, stamps[0] - horizon)
-        return Decision(True)
-
-    def hit(self, key: str, now: float) -> None:
-        """Record an event for ``key`` whether or not the limit allows it.
-
-        Past the limit, the oldest timestamps make way, so continued events keep the key
-        refused until the traffic stops for a whole window.
-
-        Args:
-            key: Usually the client address from ``client_address``.
-            now: Current time in seconds.
-        """
-        stamps = self._events.get(key)
-        if stamps is None:
-            stamps = self._events[key] = deque(maxlen=self._limit)
-            while len(self._events) > self._max_keys:
-                self._events.popitem(last=False)
+        units = self._units.get(key)
+        if units is None:
+            units = self._units[key] = deque()
+            while len(self._units) > self._max_keys:
+                self._units.popitem(last=False)
         else:
-            self._events.move_to_end(key)
-        stamps.append(max(now, stamps[-1]) if stamps else now)
+            self._units.move_to_end(key)
+            now = self._expire(units, now)
+        if len(units) >= self._limit:
+            wait = units[0].at + self._window - now
+            if not all(unit.settled for unit in units):
+                wait = min(wait, self._in_flight_retry)
+            return Refused(wait)
+        reservation = Reservation(key, now)
+        units.append(reservation)
+        return reservation
 
-    def check(self, key: str, now: float) -> Decision:
-        """Record an event for ``key`` if the limit allows it.
+    def refund(self, reservation: Reservation) -> None:
+        """Give a unit back: the attempt succeeded and must not count against the key.
+
+        Refunding twice, or a unit whose key was since forgotten, does nothing.
 
         Args:
-            key: Usually the client address from ``client_address``.
-            now: Current time in seconds.
-
-        Returns:
-            As ``peek``; the event was recorded if and only if it is allowed.
+            reservation: What ``reserve`` returned.
         """
-        decision = self.peek(key, now)
-        if decision.allowed:
-            self.hit(key, now)
-        return decision
+        units = self._units.get(reservation.key)
+        if units is not None:
+            try:
+                units.remove(reservation)
+            except ValueError:
+                pass
+
+    def settle(self, reservation: Reservation) -> None:
+        """Keep a unit counted: the attempt failed. It leaves the window ``window`` after it
+        was reserved. A unit neither refunded nor settled counts the same way; settling only
+        tells ``reserve`` that it will not come back early.
+
+        Args:
+            reservation: What ``reserve`` returned.
+        """
+        reservation.settled = True
+
+    def _expire(self, units: deque[Reservation], now: float) -> float:
+        """Drop units that left the window; returns ``now``, never earlier than the newest."""
+        if units:
+            now = max(now, units[-1].at)
+        horizon = now - self._window
+        while units and units[0].at <= horizon:
+            units.popleft()
+        return now
 
 
 class GlobalRateAlarm:

@@ -9,6 +9,7 @@ which picks up a rotation done by ``rsb keys rotate`` while the server runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -16,15 +17,18 @@ from typing import Literal
 from broker.appkeys import Clock
 from broker.audit.log import Actor, AuditLog
 from broker.auth import passwords, tokens
-from broker.auth.ratelimit import SlidingWindowLimiter
+from broker.auth.kdf import KdfPool
+from broker.auth.ratelimit import Refused, SlidingWindowLimiter
 from broker.auth.roles import Action, Policy
 from broker.errors import (
     Conflict,
     InvalidCredentials,
     InvalidToken,
     NotFound,
+    Overloaded,
     RateLimited,
     UnknownSigningKey,
+    ValidationFailed,
 )
 from broker.metrics import Metrics
 from broker.settings import Settings
@@ -87,6 +91,19 @@ class AuthService:
             limit=settings.login_attempts_per_address,
             window=settings.login_attempt_window.total_seconds(),
         )
+        self._kdf = KdfPool(hash_params, settings.kdf_workers, settings.kdf_queue_limit)
+        metrics.kdf_jobs.set_function(lambda: self._kdf.jobs)
+
+    async def close(self) -> None:
+        """Stop the KDF pool (``Services.close`` calls this when the app shuts down)."""
+        await self._kdf.close()
+
+    async def _hash(self, password: str) -> str:
+        try:
+            return await self._kdf.hash(password)
+        except Overloaded:
+            self._metrics.kdf_overloaded.inc()
+            raise
 
     # --- keyring --------------------------------------------------------------------------
 
@@ -136,12 +153,13 @@ class AuthService:
     async def add_user(
         self, name: str, display_name: str, role: Role, password: str, actor: Actor
     ) -> UserRecord:
+        password_hash = await self._hash(password)
         now = self._clock()
         user = UserRecord(
             name=name,
             display_name=display_name,
             role=role.value,
-            password_hash=passwords.hash_password(password, self._hash_params),
+            password_hash=password_hash,
             disabled=False,
             created_at=now,
         )
@@ -172,26 +190,35 @@ class AuthService:
         """Check a password and issue a staff token.
 
         Raises:
-            RateLimited: too many attempts from this address.
+            RateLimited: too many failed (or still unanswered) attempts from this address.
+            Overloaded: too many passwords are being checked at once; retry shortly.
+            ValidationFailed: the password is empty, too long or not valid Unicode.
             InvalidCredentials: unknown user, wrong password or disabled account (one message
                 for all three, so the answer does not reveal which names exist).
         """
         now = self._clock()
         # Only failures count: a support centre behind one NAT address logs in all morning.
-        decision = self._login_limiter.peek(client_addr, now.timestamp())
-        if not decision.allowed:
-            raise RateLimited("too many login attempts", retry_after=decision.retry_after)
-        user = await self._store.get_user(name)
-        ok = passwords.verify_password(
-            user.password_hash if user else None, password, self._hash_params
-        )
+        # The unit is taken before any await and refunded on success, so N parallel guesses
+        # from one address never get more than the budget checked (docs/security.md).
+        reservation = self._login_limiter.reserve(client_addr, now.timestamp())
+        if isinstance(reservation, Refused):
+            raise RateLimited("too many login attempts", retry_after=reservation.retry_after)
+        try:
+            user = await self._store.get_user(name)
+            ok = await self._kdf.verify(user.password_hash if user else None, password)
+        except (ValidationFailed, Overloaded) as exc:
+            self._login_limiter.refund(reservation)  # no password was checked
+            if isinstance(exc, Overloaded):
+                self._metrics.kdf_overloaded.inc()
+            raise
         actor = Actor(name, user.role if user else "unknown", client_addr)
         if not ok or user is None or user.disabled:
-            self._login_limiter.hit(client_addr, now.timestamp())
+            self._login_limiter.settle(reservation)
             self._metrics.login_failures.inc()
             async with self._store.transaction():
                 await self._audit.record(actor, "auth.login_failed", at=now)
             raise InvalidCredentials("wrong user name or password")
+        self._login_limiter.refund(reservation)
         principal = StaffPrincipal(user.name, user.display_name, Role(user.role))
         expires = now + self._settings.staff_token_ttl
         token = tokens.issue(
@@ -202,11 +229,14 @@ class AuthService:
             ttl=self._settings.staff_token_ttl,
             claims={"role": user.role, "name": user.display_name},
         )
+        new_hash = None
+        if passwords.needs_rehash(user.password_hash, self._hash_params):
+            # Outside the transaction: it must not hold the database for a KDF's time.
+            with contextlib.suppress(Overloaded):  # optional; the next login rehashes
+                new_hash = await self._kdf.hash(password)
         async with self._store.transaction():
-            if passwords.needs_rehash(user.password_hash, self._hash_params):
-                await self._store.set_password_hash(
-                    user.name, passwords.hash_password(password, self._hash_params)
-                )
+            if new_hash is not None:
+                await self._store.set_password_hash(user.name, new_hash)
             await self._audit.record(actor, "auth.login", at=now)
         return token, expires, principal
 

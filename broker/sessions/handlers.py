@@ -90,11 +90,13 @@ async def public_status(request: web.Request) -> web.Response:
     """Case status for a customer who knows both the case number and the serial number."""
     body = await read_model(request, models.PublicStatusIn)
     services = request.app[SERVICES_KEY]
-    services.sessions.check_lookup_rate(client_addr(request))
+    # Reserved before the await: parallel look-ups from one address share one budget.
+    reservation = services.sessions.reserve_lookup(client_addr(request))
     case = await services.store.get_case(body.case_number)
     if case is None or case.serial_number != body.serial_number:
-        services.sessions.record_failed_lookup(client_addr(request))
+        services.sessions.fail_lookup(reservation)
         raise NotFound("no case with that number and serial number")
+    services.sessions.refund_lookup(reservation)
     sessions = await services.store.list_sessions_for_case(case.number)
     return json_response(
         {

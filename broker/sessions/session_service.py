@@ -17,7 +17,7 @@ from datetime import datetime
 
 from broker.appkeys import Clock
 from broker.audit.log import Actor, AuditLog
-from broker.auth.ratelimit import GlobalRateAlarm, SlidingWindowLimiter
+from broker.auth.ratelimit import GlobalRateAlarm, Refused, Reservation, SlidingWindowLimiter
 from broker.auth.service import AuthService, StaffPrincipal
 from broker.errors import CodeRejected, Conflict, NotFound, RateLimited, ValidationFailed
 from broker.metrics import Metrics
@@ -152,12 +152,12 @@ class SessionService:
                 guesser learns nothing about which codes exist).
         """
         now = self._clock()
-        key = limiter_key(client_addr)
-        self.check_lookup_rate(client_addr)
+        # Taken before the first await, so parallel guesses cannot all pass one check.
+        reservation = self.reserve_lookup(client_addr, guess=True)
         try:
             code = codes.parse_code(code_text, self._settings.code_digits)
         except ValidationFailed:
-            await self._record_rejection(key, client_addr, now, "malformed")
+            await self._record_rejection(reservation, client_addr, now, "malformed")
             raise
         session = await self._store.session_by_code_hash(codes.hash_code(code, self._pepper))
         claimed = False
@@ -178,42 +178,56 @@ class SessionService:
                     await self._cases.note_customer_response(session.case_number, now)
         if session is None or not claimed:
             reason = "unknown" if session is None else "used" if session.code_used_at else "expired"
-            await self._record_rejection(key, client_addr, now, reason, session)
+            await self._record_rejection(reservation, client_addr, now, reason, session)
             raise CodeRejected(
                 "this session code is not valid: it may be mistyped, used or expired"
             )
+        self._join_limiter.refund(reservation)  # a customer's own code costs no budget
         customer, agent, expires = await self._auth.issue_session_tokens(
             session.id, session.case_number
         )
         return Joined(await self.get(session.id), customer, agent, expires)
 
-    def check_lookup_rate(self, client_addr: str) -> None:
-        """Refuse an address that has failed too many code or case look-ups recently.
+    def reserve_lookup(self, client_addr: str, *, guess: bool = False) -> Reservation:
+        """Take one unit of the address's budget for a code or case look-up.
+
+        Call it before the look-up awaits anything, then ``refund_lookup`` if it found what it
+        looked for and ``fail_lookup`` (or ``_record_rejection`` for a join) if not. At most
+        ``join_attempts_per_address`` look-ups per address are in flight or failed within
+        ``join_attempt_window``, however many arrive at once (``docs/security.md``, "Guessing
+        session codes").
+
+        Args:
+            client_addr: The request's client address.
+            guess: A join-code attempt: a refusal also counts towards the global alarm.
+
+        Returns:
+            The reservation.
 
         Raises:
-            RateLimited: with the seconds until the oldest failure leaves the window.
+            RateLimited: with the seconds until a unit comes free.
         """
-        decision = self._join_limiter.peek(limiter_key(client_addr), self._clock().timestamp())
-        if not decision.allowed:
+        answer = self._join_limiter.reserve(limiter_key(client_addr), self._clock().timestamp())
+        if isinstance(answer, Refused):
             self._metrics.join_failures.labels(reason="rate_limited").inc()
+            if guess:
+                # A refused guess is still a guess: parallel guessing must raise the alarm too.
+                self._count_guess(self._clock())
             raise RateLimited(
                 "too many failed attempts from your address; wait and try again",
-                retry_after=decision.retry_after,
+                retry_after=answer.retry_after,
             )
+        return answer
 
-    def record_failed_lookup(self, client_addr: str) -> None:
-        self._join_limiter.hit(limiter_key(client_addr), self._clock().timestamp())
+    def refund_lookup(self, reservation: Reservation) -> None:
+        """The look-up succeeded: its unit does not count against the address."""
+        self._join_limiter.refund(reservation)
 
-    async def _record_rejection(
-        self,
-        key: str,
-        client_addr: str,
-        now: datetime,
-        reason: str,
-        session: SessionRecord | None = None,
-    ) -> None:
-        self._join_limiter.hit(key, now.timestamp())
-        self._metrics.join_failures.labels(reason=reason).inc()
+    def fail_lookup(self, reservation: Reservation) -> None:
+        """The look-up failed: its unit stays counted for the rest of the window."""
+        self._join_limiter.settle(reservation)
+
+    def _count_guess(self, now: datetime) -> None:
         if self._guess_alarm.record(now.timestamp()):
             self._metrics.join_guess_alarms.inc()
             log.warning(
@@ -221,6 +235,18 @@ class SessionService:
                 "across all addresses; possible distributed guessing",
                 self._settings.join_global_alarm_per_minute,
             )
+
+    async def _record_rejection(
+        self,
+        reservation: Reservation,
+        client_addr: str,
+        now: datetime,
+        reason: str,
+        session: SessionRecord | None = None,
+    ) -> None:
+        self.fail_lookup(reservation)
+        self._metrics.join_failures.labels(reason=reason).inc()
+        self._count_guess(now)
         async with self._store.transaction():
             await self._audit.record(
                 Actor("anonymous", "customer", client_addr),
