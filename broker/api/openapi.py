@@ -20,6 +20,7 @@ _ERROR_TEXT = {
     413: "Body too large",
     422: "Fields missing, unknown or of the wrong type",
     429: "Rate limited; see Retry-After",
+    503: "Overloaded (too many password checks waiting); see Retry-After",
 }
 
 ERROR_SCHEMA = {

@@ -81,7 +81,7 @@ ROUTES = [
         auth="none",
         body=models.LoginIn,
         response=models.LoginOut,
-        errors=(401, 429),
+        errors=(401, 429, 503),
         tags=("auth",),
     ),
     ApiRoute(
@@ -102,7 +102,7 @@ ROUTES = [
         "Create a staff user",
         body=models.UserIn,
         status=201,
-        errors=(401, 403, 409),
+        errors=(401, 403, 409, 503),
         tags=("users",),
     ),
     ApiRoute(
