@@ -1,13 +1,16 @@
 """``python -m bench``: the benchmarks of issue 5, printed and written to docs/benchmarks.md.
 
     python -m bench                      # everything (about 15 minutes)
-    python -m bench relay latency        # a subset: relay latency fanout idle pipeline setup
+    python -m bench relay latency        # a subset: relay latency fanout idle pipeline setup login
+    python -m bench login                # the login burst of issue 11 alone (about 2 minutes)
     python -m bench --quick              # fewer rounds, sessions and samples, for development
     python -m bench --before none        # skip the broker of the commit before issue 5
 
 Everything runs on 127.0.0.1; every process the benchmark starts it stops by its PID. Only a
 run of every part rewrites docs/benchmarks.md and the chart (``--docs`` forces it,
-``--no-docs`` prevents it); results are always saved as JSON under the scratch folder.
+``--no-docs`` prevents it); a subset that includes ``login`` replaces only that section of the
+page (it states its own date and machine). Results are always saved as JSON under the scratch
+folder.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from pathlib import Path
 
 from bench.context import Context, Options
 from bench.loadgen import raise_fd_limit
-from bench.report import Report, save_json, to_markdown, to_text, write_chart
+from bench.report import Report, save_json, splice_section, to_markdown, to_text, write_chart
 from bench.servers import PEERS_DIR, REPO
 
-PARTS = ["relay", "latency", "fanout", "idle", "pipeline", "setup"]
+PARTS = ["relay", "latency", "fanout", "idle", "pipeline", "setup", "login"]
+SPLICED_PARTS = {"login"}
+"""Parts whose section a subset run updates in place on the page (see module docstring)."""
 BEFORE_REV = "1c45ada"
 """The last commit before the frame-path work of issue 5: the "before" of the before/after."""
 
@@ -82,6 +87,10 @@ def _runner(name: str) -> Callable[[Context], None]:
         from bench.setup_bench import run_setup
 
         return run_setup
+    if name == "login":
+        from bench.login_bench import run_login
+
+        return run_login
     raise ValueError(name)
 
 
@@ -205,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         (docs / "benchmarks.md").write_text(to_markdown(ctx.report, PREAMBLE))
         write_chart(ctx.report, docs / "benchmark-latency.png")
         print(f"wrote {docs / 'benchmarks.md'} and {docs / 'benchmark-latency.png'}")
+    elif not args.no_docs:
+        page_path = args.docs_dir / "benchmarks.md"
+        spliced = [s for s in ctx.report.sections if s.key in SPLICED_PARTS and s.rows]
+        if spliced and page_path.exists():
+            page = page_path.read_text()
+            for section in spliced:
+                page = splice_section(page, section)
+            page_path.write_text(page)
+            print(f"updated {', '.join(s.key for s in spliced)} in {page_path}")
     if failed:
         print(json.dumps(failed, indent=1), file=sys.stderr)
     return 1 if failed else 0

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,37 +188,45 @@ def start_broker(
     heartbeat: float | None = None,
     tag: str = "broker",
     tree: Path | None = None,
+    env_overrides: Mapping[str, str] | None = None,
+    template_db: Path | None = None,
 ) -> Server:
     """A fresh database, one admin user made with ``rsb users add``, then ``rsb serve``.
 
     ``heartbeat`` sets ``relay_heartbeat`` (seconds between pings; 20 as shipped). ``tree``
     runs the ``broker`` package of another source tree (an export of an older commit), to
-    measure before and after a change in the same run.
+    measure before and after a change in the same run. ``env_overrides`` are ``RSB_*``
+    settings for both commands (on top of the cheap Argon2 cost); ``template_db`` is a
+    database (of a stopped broker) to start from a copy of, instead of a fresh one.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / f"{tag}.db"
     for leftover in workdir.glob(f"{tag}.db*"):
         leftover.unlink()
-    env = {**os.environ, **CHEAP_ARGON2}
+    env = {**os.environ, **CHEAP_ARGON2, **(env_overrides or {})}
     if heartbeat is not None:
         env["RSB_RELAY_HEARTBEAT"] = str(heartbeat)
     cwd = REPO
     if tree is not None:
         cwd = tree
         env["PYTHONPATH"] = os.pathsep.join([str(tree), str(REPO)])
-    add = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "users", "add", BENCH_ADMIN, "--role", "admin"]
-        + ["--password-stdin", "--db", str(db)],
-        input=BENCH_PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    if add.returncode != 0:
-        raise RuntimeError(f"rsb users add failed: {add.stderr.strip()}")
+    if template_db is not None:
+        for part in template_db.parent.glob(template_db.name + "*"):  # with -wal and -shm
+            shutil.copyfile(part, db.with_name(db.name + part.name[len(template_db.name) :]))
+    else:
+        add = subprocess.run(
+            [sys.executable, "-m", "broker.cli", "users", "add", BENCH_ADMIN, "--role", "admin"]
+            + ["--password-stdin", "--db", str(db)],
+            input=BENCH_PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        if add.returncode != 0:
+            raise RuntimeError(f"rsb users add failed: {add.stderr.strip()}")
     port = free_port()
     serve = ["serve", "--db", str(db), "--port", str(port)]
     if event_loop is not None:
