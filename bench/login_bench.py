@@ -298,7 +298,8 @@ def run_login(ctx: Context) -> None:
     ratio = report.ratio("login.before.frame_gap_ms", "login.after.frame_gap_ms")
     section.notes += [
         f"Measured {report.meta.get('date', '')} on {report.meta.get('machine', '')} "
-        f"({report.meta.get('CPU count', '?')} CPUs), {rounds} rounds of each, interleaved; "
+        f"({report.meta.get('CPU count', '?')} CPUs, load average at start "
+        f"{report.meta.get('load average at start', '?')}), {rounds} rounds of each, interleaved; "
         "figures are the median with the spread (lowest-highest) of the rounds."
         + (f" The longest frame gap is {ratio:.0f}x shorter with the pool." if ratio else ""),
         "Argon2id at the production cost (64 MiB, t=3, p=4); 20 of the 40 logins are right. "
