@@ -19,6 +19,7 @@ from broker import loop_lag
 from broker.api.middleware import count_requests, error_middleware, security_headers
 from broker.api.openapi import build_openapi
 from broker.api.routing import ApiRoute, add_routes, json_response
+from broker.api.server import http_handler_args
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY, Clock
 from broker.audit import handlers as audit_handlers
 from broker.audit.log import Actor
@@ -70,7 +71,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(build_openapi(API_ROUTES, version=broker_version()))
+    plans = sorted(request.app[SERVICES_KEY].cases.plans)
+    return json_response(build_openapi(API_ROUTES, version=broker_version(), plans=plans))
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -204,6 +206,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app = web.Application(
         middlewares=[security_headers, count_requests, error_middleware],
         client_max_size=settings.max_body_bytes,
+        # Any runner of this app logs paths without query strings and times out request heads.
+        handler_args=http_handler_args(settings),
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock

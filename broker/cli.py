@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import getpass
 import logging
 import os
+import signal
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from broker.api.server import BrokerRunner, raise_open_file_limit
 from broker.app import create_app, utc_now
 from broker.audit.log import Actor
 from broker.errors import BrokerError
@@ -58,16 +61,60 @@ async def _with_services(settings: Settings, body: Callable[[Services], Awaitabl
 # --- serve ----------------------------------------------------------------------------------
 
 
-async def _serve(settings: Settings, loop_name: str) -> None:
+async def _serve(settings: Settings, loop_name: str) -> int:
+    """Serve until SIGINT or SIGTERM, then stop the way aiohttp's own ``run_app`` does.
+
+    The signals only set an event: the shutdown (peers told 1001, requests finished, services
+    closed) then runs as ordinary code on a live loop. Raising out of the loop instead (what
+    ``handle_signals=True`` does) cancels every task at once, sockets dropped without a close
+    frame (1006).
+    """
+    before, after = raise_open_file_limit()
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=True)
+    runner = BrokerRunner(app)
     await runner.setup()
-    ssl_context = None
-    if settings.tls_cert and settings.tls_key:
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
-    await site.start()
+    try:
+        ssl_context = None
+        if settings.tls_cert and settings.tls_key:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError as exc:
+            reason = (
+                "address already in use"
+                if exc.errno == errno.EADDRINUSE
+                else (exc.strerror or str(exc)).lower()
+            )
+            print(
+                f"error: cannot listen on {settings.host}:{settings.port}: {reason}; "
+                "pass --port or set RSB_PORT",
+                file=sys.stderr,
+            )
+            return 1
+        await _banner(app, settings, loop_name, open_files=(before, after))
+        # Start-up objects live as long as the process: move them out of the collector's
+        # sight, so a full collection during a session does not walk them (50-70 ms measured).
+        gc.collect()
+        gc.freeze()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def _banner(
+    app: web.Application, settings: Settings, loop_name: str, *, open_files: tuple[int, int]
+) -> None:
     from broker.appkeys import SERVICES_KEY
 
     services = app[SERVICES_KEY]
@@ -79,6 +126,7 @@ async def _serve(settings: Settings, loop_name: str) -> None:
     print(f"  API description  {base}/api/openapi.json")
     print(f"  Health           {base}/healthz")
     print(f"  Metrics          {base}/metrics")
+    print(f"  Open files limit {open_files[1]} (was {open_files[0]})")
     if settings.demo_users:
         credentials = Path(settings.db).parent / DEMO_CREDENTIALS
         users = await ensure_demo_users(services, credentials)
@@ -89,14 +137,6 @@ async def _serve(settings: Settings, loop_name: str) -> None:
                 role = user.role if user else "?"
                 print(f"  {name:<6} {role:<12} password: {password}")
     print("Press Ctrl+C to stop.", flush=True)
-    # Start-up objects live as long as the process: move them out of the collector's sight,
-    # so that a full collection during a session does not walk them (50-70 ms measured here).
-    gc.collect()
-    gc.freeze()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -108,10 +148,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve(settings, loop_name))
-    except (KeyboardInterrupt, web.GracefulExit):
-        pass  # Ctrl+C or SIGTERM: a normal stop
-    return 0
+            return runner.run(_serve(settings, loop_name))
+    except KeyboardInterrupt:
+        return 0  # Ctrl+C before the signal handlers were installed: a normal stop
 
 
 # --- users ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ Tree::
     ├── BadRequest                400  4400
     │   ├── ValidationFailed      422  4422
     │   ├── PayloadTooLarge       413  4009
+    │   ├── RequestTimeout        408  4400   (request body not received in time)
     │   └── UnsupportedVersion    400  4002
     ├── AuthError                 401  4001
     │   ├── InvalidCredentials    401  4001
@@ -118,6 +119,13 @@ class PayloadTooLarge(BadRequest):
     http_status = 413
     close_code = CloseCode.MESSAGE_TOO_BIG
     code = "payload_too_large"
+
+
+class RequestTimeout(BadRequest):
+    """The client did not send its request body within ``request_body_timeout``."""
+
+    http_status = 408
+    code = "request_timeout"
 
 
 class UnsupportedVersion(BadRequest):

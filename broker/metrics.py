@@ -28,6 +28,11 @@ class Metrics:
             registry=r,
         )
         self.login_failures = Counter("rsb_login_failures", "Failed staff logins", registry=r)
+        self.http_connections = Gauge(
+            "rsb_http_connections",
+            "Open client connections (HTTP and WebSocket), counted by the server of rsb serve",
+            registry=r,
+        )
         self.live_sessions = Gauge(
             "rsb_live_sessions", "Sessions with a live room on the relay", registry=r
         )

@@ -141,6 +141,8 @@ class Settings:
     login_attempts_per_address: int = 20
     login_attempt_window: timedelta = timedelta(minutes=5)
     max_body_bytes: int = 64 * 1024
+    request_header_timeout: timedelta = timedelta(seconds=20)
+    request_body_timeout: timedelta = timedelta(seconds=30)
     plans_file: Path | None = None
     permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     plans: Mapping[str, Any] = field(default_factory=dict)
@@ -255,6 +257,8 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "login_attempts_per_address": _positive_int,
     "login_attempt_window": _seconds,
     "max_body_bytes": _positive_int,
+    "request_header_timeout": _seconds,
+    "request_body_timeout": _seconds,
     "plans_file": _optional_path,
     "argon2_time_cost": _positive_int,
     "argon2_memory_kib": _positive_int,

@@ -1,17 +1,88 @@
 """Request and response shapes of the HTTP API (pydantic; unknown fields are rejected).
 
 Strict mode: a number sent as a string is a type error, not silently coerced; this is what
-"wrong types get a clear 4xx" means in practice. Every string has a length bound.
+"wrong types get a clear 4xx" means in practice. Every string has a length bound, every
+number and time a range that the code below them (SQLite's 64-bit integers, time zone
+arithmetic) can hold, and each bound is in the OpenAPI document built from these models.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from broker.sessions.cases import CaseStatus
 from broker.types import Level, Role
+
+MAX_INT64 = 2**63 - 1
+"""SQLite's largest integer: a sequence number above it cannot even be compared in a query."""
+
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+"""Times are accepted in these years (as written, before any offset is applied): far enough
+from year 1 and 9999 that moving them to UTC or to any plan's zone, or adding a response time,
+can never overflow."""
+
+SESSION_STATES = ("waiting", "active", "ended")
+"""The states of the session queue (``broker.sessions.session_service``; a test keeps them equal;
+imported from there, this module would be part of an import cycle)."""
+
+REPORTED_AT_MAX_AGE = timedelta(days=30)
+"""A case imported from a ticketing system may have been reported at most this long ago."""
+
+# RFC 3339 date-time, what the document's "format: date-time" means, in the accepted years: a
+# number (a Unix time to pydantic, even in strict mode) or a date without a time is not one.
+_RFC3339 = re.compile(
+    r"(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "must be an RFC 3339 date-time with an offset, e.g. 2026-11-23T10:00:00Z, "
+            f"in the years {FIRST_YEAR}-{LAST_YEAR}"
+        )
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:  # a datetime object that bypassed the text
+        raise ValueError(f"must be in the years {FIRST_YEAR}-{LAST_YEAR}")
+    return value
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    AfterValidator(_in_range),
+    Field(
+        json_schema_extra={"pattern": "^" + _RFC3339.pattern + "$"},
+        description=f"RFC 3339 date-time with an offset, in the years {FIRST_YEAR}-{LAST_YEAR}",
+    ),
+]
+"""A point in time as clients send it: text with an offset, in years the broker can compute
+with."""
+
+
+def _comma_list(values: tuple[str, ...]) -> str:
+    choice = "|".join(re.escape(value) for value in values)
+    return f"^ *({choice}) *( *, *({choice}) *)*$"
+
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=8000)]
@@ -71,12 +142,28 @@ class CaseIn(Model):
     serial_number: Text
     description: LongText = ""
     severity: Annotated[int, Field(ge=1, le=4)] = 3
-    plan: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    reported_at: AwareDatetime | None = Field(
+    plan: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
+        description="One of the broker's configured support plans (the document served by "
+        "a broker lists them)"
+    )
+    reported_at: Instant | None = Field(
         default=None,
         description="When the customer reported the problem (imports from a ticketing "
-        "system); the SLA counts from here. Defaults to now; never in the future.",
+        "system); the SLA counts from here. Defaults to now; never in the future and at most "
+        f"{REPORTED_AT_MAX_AGE.days} days in the past.",
     )
+
+    @field_validator("reported_at")
+    @classmethod
+    def _recent(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        # The broker's clock comes as context (read_model); without one, the range applies.
+        now = (info.context or {}).get("now")
+        if value is not None and isinstance(now, datetime):
+            if value < now - REPORTED_AT_MAX_AGE:
+                raise ValueError(f"must be at most {REPORTED_AT_MAX_AGE.days} days in the past")
+            if value > now:
+                raise ValueError("must not be in the future")
+        return value
 
 
 class CaseOut(Model):
@@ -108,7 +195,14 @@ class ContactAttemptIn(Model):
 
 
 class CaseListQuery(QueryModel):
-    status: Annotated[str, StringConstraints(max_length=100)] | None = None
+    status: (
+        Annotated[
+            str,
+            StringConstraints(max_length=100, pattern=_comma_list(tuple(CaseStatus))),
+            Field(description="Comma-separated case statuses; all cases when absent"),
+        ]
+        | None
+    ) = None
 
 
 class PublicStatusIn(Model):
@@ -134,7 +228,14 @@ class SessionCreatedOut(Model):
 
 
 class JoinIn(Model):
-    code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    code: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64, pattern=r"^\s*[0-9]([ .-]*[0-9])*\s*$"),
+        Field(
+            description="The code the customer was given: its digits (as many as the broker's "
+            "code_digits), optionally separated by spaces, dashes or dots"
+        ),
+    ]
 
 
 class EngineerOut(Model):
@@ -152,13 +253,29 @@ class JoinOut(Model):
 
 
 class QueueQuery(QueryModel):
-    state: Annotated[str, StringConstraints(max_length=100)] = "waiting,active"
+    state: Annotated[
+        str,
+        StringConstraints(max_length=100, pattern=_comma_list(SESSION_STATES)),
+        Field(description="Comma-separated session states"),
+    ] = "waiting,active"
 
 
 class InviteIn(Model):
+    """Invite one engineer by name, or everyone of a level: exactly one of the two."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["user"]}, {"required": ["level"]}]}
+    )
+
     user: UserNameField | None = None
     level: Level | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> InviteIn:
+        if (self.user is None) == (self.level is None):
+            raise ValueError("give exactly one of user or level")
+        return self
 
 
 class EndIn(Model):
@@ -172,9 +289,9 @@ class AuditQueryIn(QueryModel):
     case: Annotated[str, StringConstraints(max_length=40)] | None = None
     session: Annotated[str, StringConstraints(max_length=64)] | None = None
     actor: Annotated[str, StringConstraints(max_length=100)] | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
-    after_seq: Annotated[int, Field(ge=0)] = 0
+    since: Instant | None = None
+    until: Instant | None = None
+    after_seq: Annotated[int, Field(ge=0, le=MAX_INT64)] = 0
     limit: Annotated[int, Field(ge=1, le=5000)] = 1000
 
 

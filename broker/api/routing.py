@@ -6,16 +6,17 @@ Declaring each route once, with its request and response models, is what keeps
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
-from broker.appkeys import SETTINGS_KEY
-from broker.errors import BadRequest, PayloadTooLarge, ValidationFailed
+from broker.appkeys import CLOCK_KEY, SETTINGS_KEY
+from broker.errors import BadRequest, PayloadTooLarge, RequestTimeout, ValidationFailed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Auth = Literal["none", "staff", "customer"]
@@ -39,34 +40,66 @@ class ApiRoute:
 
 def add_routes(app: web.Application, routes: Sequence[ApiRoute]) -> None:
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(
+            route.method, route.path, route.handler, expect_handler=expect_continue
+        )
+
+
+async def expect_continue(request: web.Request) -> None:
+    """Send ``100 Continue`` only for a body the broker would read.
+
+    aiohttp runs this before any middleware; its default answers ``100 Continue`` to any
+    declared length. Withholding it here lets the error middleware refuse the request (413,
+    417) with the JSON error shape and the security headers before the client sends a byte.
+    """
+    if request.version < (1, 1) or request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        return
+    length = request.content_length
+    if length is not None and length > request.app[SETTINGS_KEY].max_body_bytes:
+        return
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
-    """Parse and validate a JSON body: bad JSON is 400, wrong shape 422, too big 413.
+    """Read, parse and validate a JSON body: the one place the API reads request bodies.
+
+    Bad JSON is 400, wrong shape 422, too big 413, too slow 408. The models see the app's
+    clock as validation context (``now``), for bounds relative to the present.
 
     Raises:
         PayloadTooLarge: the body exceeds the configured limit.
-        BadRequest: the body is not JSON or not a JSON object.
+        RequestTimeout: the body did not arrive within ``request_body_timeout``.
+        BadRequest: the body cannot be decoded (Content-Encoding, chunking), is not JSON,
+            nests too deep, has an integer too long to convert, or is not a JSON object.
         ValidationFailed: fields are missing, unknown or of the wrong type.
     """
+    settings = request.app[SETTINGS_KEY]
     try:
-        raw = await request.read()
+        async with asyncio.timeout(settings.request_body_timeout.total_seconds()):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(
-            f"request body larger than {request.app[SETTINGS_KEY].max_body_bytes} bytes"
+        raise PayloadTooLarge(f"request body larger than {settings.max_body_bytes} bytes") from exc
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"request body not received within {settings.request_body_timeout.total_seconds():g} s"
         ) from exc
+    except web.RequestPayloadError as exc:  # e.g. "gzip" that is not gzip, broken chunking
+        raise BadRequest(f"request body cannot be decoded: {exc}") from exc
     if request.content_type not in ("application/json", ""):
         raise BadRequest(f"expected application/json, got {request.content_type}")
     try:
         data = json.loads(raw or b"{}")  # no body: every field takes its default
+    except RecursionError as exc:
+        raise BadRequest("body is not valid JSON: nested too deep") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # Python refuses to convert integers over 4300 digits
+        raise BadRequest("body has an integer with too many digits") from exc
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     # JSON mode: strict about types, yet reads enums and datetimes from their JSON text.
     try:
-        return model.model_validate_json(raw or b"{}")
+        return model.model_validate_json(raw or b"{}", context={"now": request.app[CLOCK_KEY]()})
     except ValidationError as exc:
         raise _validation_failed(exc) from exc
 
