@@ -49,6 +49,8 @@ unit: $(TEST_STAMP)
 
 ## Benchmarks (issue 5): about 15 minutes on loopback; rewrites docs/benchmarks.md and its chart.
 ## MeshCentral is installed with npm into /tmp/rsb-bench-peers (reported unavailable without npm).
+## One part alone: `.venv/bin/python -m bench PART`, e.g. `login` (issue 11's login burst, about
+## a minute; it updates only its own section of docs/benchmarks.md).
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python -m bench
 

@@ -58,7 +58,7 @@ agent, nothing else; the ceiling for our design),
 *broker-asyncio* (asyncio's own loop, as on Windows) is compared with the plain *minimal*.
 *broker-before* is the broker of the commit named in the before/after table, measured in the
 same rounds. Subsets: `python -m bench relay latency fanout idle
-pipeline setup`; `--quick` for development (fewer rounds and sessions); `--before REV`.
+pipeline setup login`; `--quick` for development (fewer rounds and sessions); `--before REV`.
 """
 
 
