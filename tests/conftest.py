@@ -1,5 +1,9 @@
 """Fixtures shared by every test: settings on a real SQLite file, a clock the test controls,
-and the real broker app served on 127.0.0.1 by pytest-aiohttp."""
+and the real broker app served on 127.0.0.1 by pytest-aiohttp with ``rsb serve``'s runner.
+
+Also installs the session-wide token log check (``tests/log_check.py``): no log record of the
+whole run may carry a token.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +17,33 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 
+from broker.api.server import BrokerRunner
 from broker.app import create_app
 from broker.appkeys import SERVICES_KEY
 from broker.audit.log import Actor
 from broker.services import Services
 from broker.settings import Settings
 from broker.types import Role
+from tests.log_check import TokenLogCheck, TokenLogPlugin
 
 REPO = Path(__file__).resolve().parent.parent
+
+_TOKEN_LOG = TokenLogPlugin()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, its own pytest_configure runs at once (a historic hook).
+    config.pluginmanager.register(_TOKEN_LOG, "token-log-check")
+
+
+@pytest.fixture
+def token_log_check() -> TokenLogCheck:
+    """The session's token log check (to scan captured child output, or to test the check)."""
+    return _TOKEN_LOG.check
+
 
 # Cheap password hashing for tests: the KDF's cost is a setting, not a code path.
 TEST_SETTINGS = {"argon2_time_cost": 1, "argon2_memory_kib": 8192}
@@ -104,9 +125,17 @@ class Broker:
         return body
 
 
+class BrokerTestServer(TestServer):
+    """pytest-aiohttp's test server, serving the app through ``rsb serve``'s runner."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return BrokerRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 async def broker(aiohttp_client: ClientFactory, settings: Settings, clock: FakeClock) -> Broker:
-    client = await aiohttp_client(create_app(settings, clock=clock))
+    _TOKEN_LOG.check.broker_tests += 1
+    client = await aiohttp_client(BrokerTestServer(create_app(settings, clock=clock)))
     return Broker(client, clock)
 
 
