@@ -16,7 +16,7 @@ from collections.abc import MutableMapping
 
 from aiohttp import hdrs, web
 
-from broker.api.routing import Handler, json_response
+from broker.api.routing import Handler, is_json, json_response, parse_json, read_body
 from broker.appkeys import SERVICES_KEY, SETTINGS_KEY
 from broker.errors import BrokerError, Overloaded, PayloadTooLarge, RateLimited
 
@@ -49,6 +49,12 @@ CSP = (
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         check_declared_body(request)
+        if request.body_exists:
+            # Read and parse here, before any handler (or its auth check) runs: a body that
+            # breaks the reader or the parser is a 400 on every route, present or future.
+            raw = await read_body(request)
+            if is_json(request):
+                parse_json(raw)
         return await handler(request)
     except ConnectionError:
         # The client closed the connection while we read its body or wrote the answer.

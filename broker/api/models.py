@@ -46,18 +46,21 @@ REPORTED_AT_MAX_AGE = timedelta(days=30)
 # RFC 3339 date-time, what the document's "format: date-time" means, in the accepted years: a
 # number (a Unix time to pydantic, even in strict mode) or a date without a time is not one.
 _RFC3339 = re.compile(
-    r"(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"(19[7-9][0-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
 def _rfc3339_text(value: Any) -> Any:
-    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+    if not isinstance(value, str):
+        return value  # a datetime object (from code, not a client), checked by the type
+    if not _RFC3339.fullmatch(value):
         raise ValueError(
             "must be an RFC 3339 date-time with an offset, e.g. 2026-11-23T10:00:00Z, "
             f"in the years {FIRST_YEAR}-{LAST_YEAR}"
         )
-    return value
+    # Parsed here: strict mode takes no text from a validator, and the text is already checked.
+    return datetime.fromisoformat(value)
 
 
 def _in_range(value: datetime) -> datetime:

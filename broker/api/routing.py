@@ -60,8 +60,55 @@ async def expect_continue(request: web.Request) -> None:
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
 
+async def read_body(request: web.Request) -> bytes:
+    """Read the whole body, once (aiohttp keeps it for later reads), within the body timeout.
+
+    The error middleware calls this for every request that has a body, before the handler, so
+    no route can forget these mappings; ``read_model`` calls it again for free.
+
+    Raises:
+        PayloadTooLarge: the body exceeds the configured limit.
+        RequestTimeout: the body did not arrive within ``request_body_timeout``.
+        BadRequest: the body cannot be decoded (a Content-Encoding it does not match, broken
+            chunking).
+    """
+    settings = request.app[SETTINGS_KEY]
+    try:
+        async with asyncio.timeout(settings.request_body_timeout.total_seconds()):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"request body larger than {settings.max_body_bytes} bytes") from exc
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"request body not received within {settings.request_body_timeout.total_seconds():g} s"
+        ) from exc
+    except web.RequestPayloadError as exc:  # e.g. "gzip" that is not gzip
+        raise BadRequest(f"request body cannot be decoded: {exc}") from exc
+
+
+def is_json(request: web.Request) -> bool:
+    """Whether the body is to be read as JSON (the API's type, or none given)."""
+    return request.content_type in ("application/json", "")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a JSON body; no body reads as ``{}`` (every field takes its default).
+
+    Raises:
+        BadRequest: not JSON, nested too deep for the parser, or an integer too long to convert.
+    """
+    try:
+        return json.loads(raw or b"{}")
+    except RecursionError as exc:
+        raise BadRequest("body is not valid JSON: nested too deep") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # Python refuses to convert integers over 4300 digits
+        raise BadRequest("body has an integer with too many digits") from exc
+
+
 async def read_model(request: web.Request, model: type[M]) -> M:
-    """Read, parse and validate a JSON body: the one place the API reads request bodies.
+    """Read, parse and validate a JSON body.
 
     Bad JSON is 400, wrong shape 422, too big 413, too slow 408. The models see the app's
     clock as validation context (``now``), for bounds relative to the present.
@@ -69,33 +116,14 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     Raises:
         PayloadTooLarge: the body exceeds the configured limit.
         RequestTimeout: the body did not arrive within ``request_body_timeout``.
-        BadRequest: the body cannot be decoded (Content-Encoding, chunking), is not JSON,
-            nests too deep, has an integer too long to convert, or is not a JSON object.
+        BadRequest: the body cannot be decoded or parsed (``read_body``, ``parse_json``), is
+            not a JSON object, or is not of type application/json.
         ValidationFailed: fields are missing, unknown or of the wrong type.
     """
-    settings = request.app[SETTINGS_KEY]
-    try:
-        async with asyncio.timeout(settings.request_body_timeout.total_seconds()):
-            raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(f"request body larger than {settings.max_body_bytes} bytes") from exc
-    except TimeoutError as exc:
-        raise RequestTimeout(
-            f"request body not received within {settings.request_body_timeout.total_seconds():g} s"
-        ) from exc
-    except web.RequestPayloadError as exc:  # e.g. "gzip" that is not gzip, broken chunking
-        raise BadRequest(f"request body cannot be decoded: {exc}") from exc
-    if request.content_type not in ("application/json", ""):
+    raw = await read_body(request)
+    if not is_json(request):
         raise BadRequest(f"expected application/json, got {request.content_type}")
-    try:
-        data = json.loads(raw or b"{}")  # no body: every field takes its default
-    except RecursionError as exc:
-        raise BadRequest("body is not valid JSON: nested too deep") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
-    except ValueError as exc:  # Python refuses to convert integers over 4300 digits
-        raise BadRequest("body has an integer with too many digits") from exc
-    if not isinstance(data, dict):
+    if not isinstance(parse_json(raw), dict):
         raise BadRequest("body must be a JSON object")
     # JSON mode: strict about types, yet reads enums and datetimes from their JSON text.
     try:
