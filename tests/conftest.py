@@ -90,6 +90,13 @@ class Broker:
     clock: FakeClock
 
     @property
+    def port(self) -> int:
+        """The port the broker is served on (127.0.0.1), for raw-socket clients."""
+        port = self.client.port
+        assert port is not None
+        return port
+
+    @property
     def services(self) -> Services:
         return self.client.app[SERVICES_KEY]
 
@@ -129,6 +136,8 @@ class BrokerTestServer(TestServer):
     """pytest-aiohttp's test server, serving the app through ``rsb serve``'s runner."""
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        # pytest-aiohttp cancels a handler whose client left; rsb serve lets it finish.
+        kwargs.pop("handler_cancellation", None)
         return BrokerRunner(self.app, **kwargs)
 
 

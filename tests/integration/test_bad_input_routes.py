@@ -52,7 +52,7 @@ async def _no_server_errors(broker: Broker) -> None:
 
 
 async def test_every_body_route_refuses_what_breaks_the_reader(broker: Broker) -> None:
-    port = broker.client.port
+    port = broker.port
     max_body = broker.services.settings.max_body_bytes
     cases: list[tuple[str, dict[str, Any], int]] = [
         ("deep JSON", {"body": DEEP}, 400),
