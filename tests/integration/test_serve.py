@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.log_check import TokenLogCheck
 
 
 def _free_port() -> int:
@@ -21,7 +22,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_prints_urls_and_demo_users(tmp_path: Path) -> None:
+def test_serve_prints_urls_and_demo_users(tmp_path: Path, token_log_check: TokenLogCheck) -> None:
     port = _free_port()
     env = {**os.environ, "RSB_ARGON2_TIME_COST": "1", "RSB_ARGON2_MEMORY_KIB": "8192"}
     proc = subprocess.Popen(
@@ -74,9 +75,8 @@ def test_serve_prints_urls_and_demo_users(tmp_path: Path) -> None:
         assert credentials.stat().st_mode & 0o777 == 0o600
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        rest, _ = proc.communicate(timeout=10)
+        token_log_check.scan_text("".join(lines) + rest, "rsb serve --demo-users")
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -117,7 +117,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_serve_over_tls(tmp_path: Path) -> None:
+def test_serve_over_tls(tmp_path: Path, token_log_check: TokenLogCheck) -> None:
     import ssl
 
     cert, key = _self_signed(tmp_path)
@@ -165,6 +165,6 @@ def test_serve_over_tls(tmp_path: Path) -> None:
             assert isinstance(exc.reason, ssl.SSLCertVerificationError)
     finally:
         proc.terminate()
-        assert proc.wait(timeout=10) == 0, "SIGTERM is a normal stop"
-        if proc.stdout is not None:
-            proc.stdout.close()
+        rest, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0, "SIGTERM is a normal stop"
+        token_log_check.scan_text(banner + rest, "rsb serve over TLS")
