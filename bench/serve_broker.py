@@ -8,7 +8,9 @@ shipped) so that a throughput test measures the relay's ceiling rather than the 
 
 Without it the bench starts the broker exactly as production does (``python -m broker.cli
 serve``, which picks uvloop itself, see broker/event_loop.py); this wrapper is used only for
-the variant it names.
+the variant it names. Either way the broker is served by ``rsb serve``'s own runner
+(``broker.api.server.BrokerRunner``), so the bench's access log, like production's, holds paths
+without query strings.
 """
 
 from __future__ import annotations

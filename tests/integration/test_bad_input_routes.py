@@ -165,9 +165,7 @@ async def test_join_code_pattern_is_enforced(broker: Broker) -> None:
 async def test_the_document_states_what_the_server_enforces(broker: Broker) -> None:
     spec = await broker.call("GET", "/api/openapi.json", status=200)
     schemas = spec["components"]["schemas"]
-    assert schemas["CaseIn"]["properties"]["plan"]["enum"] == sorted(
-        broker.services.cases.plans
-    )
+    assert schemas["CaseIn"]["properties"]["plan"]["enum"] == sorted(broker.services.cases.plans)
     assert schemas["InviteIn"]["oneOf"] == [{"required": ["user"]}, {"required": ["level"]}]
     assert "pattern" in schemas["JoinIn"]["properties"]["code"]
     params = {
