@@ -23,6 +23,7 @@ from aiohttp import web
 
 from broker.api.server import BrokerRunner, raise_open_file_limit
 from broker.app import create_app, utc_now
+from broker.audit.checkpoint import Anchor, AnchorError
 from broker.audit.log import Actor
 from broker.errors import BrokerError
 from broker.event_loop import EVENT_LOOPS, EventLoopUnavailable, loop_factory
@@ -201,16 +202,43 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     async def body(services: Services) -> int:
         kid = await services.auth.rotate_keys(_cli_actor())
         print(f"new signing key {kid}; older keys verify existing tokens until they expire")
+        audit_kid = await services.audit.rotate_key(_cli_actor(), utc_now())
+        print(f"new audit key {audit_kid}; older checkpoints and anchors still verify")
         return 0
 
     return asyncio.run(_with_services(_settings(args), body))
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    anchor = None
+    if args.anchor:
+        try:
+            text = Path(args.anchor).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: cannot read anchor {args.anchor}: {exc}", file=sys.stderr)
+            return 2
+        try:
+            anchor = Anchor.from_text(text)
+        except AnchorError as exc:
+            print(f"error: {args.anchor}: {exc}", file=sys.stderr)
+            return 2
+
     async def body(services: Services) -> int:
-        result = await services.audit.verify()
+        verification = await services.audit.verify(anchor)
+        result = verification.result
         if result.ok:
-            print(f"audit chain intact: {result.checked} events, head {result.head_hash}")
+            against = [
+                f"{name} at seq {seq}"
+                for name, seq in (
+                    ("the newest signed checkpoint", verification.checkpoint_seq),
+                    ("the anchor", verification.anchor_seq),
+                )
+                if seq is not None
+            ]
+            print(
+                f"audit chain intact: {result.checked} events, head {result.head_hash}"
+                + (f"; it holds {' and '.join(against)}" if against else "; no signed checkpoint")
+            )
             return 0
         print(
             f"audit chain BROKEN at event seq {result.first_bad_seq}: {result.reason} "
@@ -224,6 +252,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
     async def body(services: Services) -> int:
+        # Recorded (and the head signed) before writing, as the HTTP export does.
+        await services.audit.begin_export(_cli_actor(), utc_now())
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
         try:
             count = 0
@@ -234,6 +264,24 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
             if args.output:
                 out.close()
         print(f"exported {count} events", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_audit_head(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        anchor = await services.audit.export_anchor(_cli_actor(), utc_now())
+        if args.output:
+            Path(args.output).write_text(anchor.to_text(), encoding="utf-8")
+        else:
+            sys.stdout.write(anchor.to_text())
+        print(
+            f"signed head anchor for seq {anchor.checkpoint.seq} written to "
+            f"{args.output or 'standard output'}; keep it off this machine and check it later "
+            "with rsb audit verify --anchor FILE",
+            file=sys.stderr,
+        )
         return 0
 
     return asyncio.run(_with_services(_settings(args), body))
@@ -296,9 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser("verify", parents=[common], help="check the hash chain").set_defaults(
-        func=cmd_audit_verify
+    verify = audit.add_parser(
+        "verify", parents=[common], help="check the hash chain and its signed checkpoints"
     )
+    verify.add_argument(
+        "--anchor",
+        default=None,
+        metavar="FILE",
+        help="also check a head anchor written earlier by rsb audit head",
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+    head = audit.add_parser(
+        "head", parents=[common], help="write the signed chain head as an anchor file"
+    )
+    head.add_argument("-o", "--output", default=None, metavar="FILE")
+    head.set_defaults(func=cmd_audit_head)
     export = audit.add_parser("export", parents=[common], help="write events as JSON lines")
     export.add_argument("-o", "--output", default=None)
     export.set_defaults(func=cmd_audit_export)

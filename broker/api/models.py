@@ -304,3 +304,17 @@ class VerifyOut(Model):
     first_bad_seq: int | None
     reason: str | None
     head_hash: str
+    checkpoint_seq: int | None
+    """The newest signed checkpoint the chain was checked against (None before the first)."""
+
+
+class AnchorOut(Model):
+    """A signed head anchor: what ``rsb audit verify --anchor FILE`` reads."""
+
+    format: Literal["rsb-audit-anchor/1"]
+    seq: int
+    hash: str
+    at: str
+    kid: str
+    public_key: str
+    signature: str

@@ -4,8 +4,9 @@ Pure: the store hands rows in, this module says whether they form an intact chai
 hash covers its sequence number, its content and the previous event's hash, so editing a row
 breaks its own hash, deleting one breaks the next row's link (and leaves a gap in ``seq``),
 and swapping two rows breaks both. Truncating the tail is caught by comparing the last event
-with the chain head the store keeps beside the events; an attacker who can rewrite the whole
-file can rewrite the head too, which is why ``docs/security.md`` recommends exporting heads.
+with the chain head the store keeps beside the events, but one UPDATE of that head hides it;
+``pins`` (signed checkpoints and exported anchors, ``broker.audit.checkpoint``) name hashes the
+chain must still hold, which the head record alone cannot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 GENESIS_HASH = "0" * 64
 
@@ -157,16 +158,34 @@ class VerifyResult:
     head_hash: str = GENESIS_HASH
 
 
-def verify_chain(rows: Iterable[StoredRow], head: tuple[int, str] | None = None) -> VerifyResult:
+class Pin(NamedTuple):
+    """A ``(seq, hash)`` the chain must still contain, and where the claim comes from."""
+
+    seq: int
+    hash: str
+    source: str
+    """Names the claim in messages, e.g. "the newest signed checkpoint"."""
+
+
+def verify_chain(
+    rows: Iterable[StoredRow],
+    head: tuple[int, str] | None = None,
+    pins: Iterable[Pin] = (),
+) -> VerifyResult:
     """Walk rows in storage order and report the first one that breaks the chain.
 
     Args:
         rows: every audit row, ordered by ``seq`` as stored.
         head: the ``(seq, hash)`` the store recorded for its latest append, if any.
+        pins: hashes the chain must hold at their ``seq``, already trusted by the caller
+            (signatures checked); a chain that ends before a pin was cut short.
 
     Returns:
         ``ok`` with the number of rows checked, or the first bad ``seq`` and why.
     """
+    pinned: dict[int, list[Pin]] = {}
+    for pin in pins:
+        pinned.setdefault(pin.seq, []).append(pin)
     prev_hash = GENESIS_HASH
     expected_seq = 1
     checked = 0
@@ -195,9 +214,30 @@ def verify_chain(rows: Iterable[StoredRow], head: tuple[int, str] | None = None)
             return VerifyResult(
                 False, checked, row.seq, "content does not match its hash", prev_hash
             )
+        for pin in pinned.get(row.seq, ()):
+            if pin.hash != row.hash:
+                return VerifyResult(
+                    False,
+                    checked,
+                    row.seq,
+                    f"event seq {row.seq} does not match {pin.source}: events up to seq "
+                    f"{row.seq} were rewritten, or cut off and the chain appended to again",
+                    prev_hash,
+                )
         prev_hash = row.hash
         expected_seq += 1
         checked += 1
+    beyond = [pin for pin in sorted(pinned) if pin >= expected_seq]
+    if beyond:
+        pin = pinned[beyond[-1]][0]
+        return VerifyResult(
+            False,
+            checked,
+            expected_seq,
+            f"chain TRUNCATED: it ends at seq {expected_seq - 1}, but {pin.source} covers "
+            f"seq {pin.seq}; events from seq {expected_seq} on were cut off",
+            prev_hash,
+        )
     if head is not None and head != (expected_seq - 1, prev_hash):
         return VerifyResult(
             False,

@@ -42,7 +42,8 @@ async def search_audit(request: web.Request) -> web.Response:
 
 async def verify_audit(request: web.Request) -> web.Response:
     await staff(request, Action.READ_AUDIT)
-    result = await request.app[SERVICES_KEY].audit.verify()
+    verification = await request.app[SERVICES_KEY].audit.verify()
+    result = verification.result
     return json_response(
         {
             "ok": result.ok,
@@ -50,19 +51,26 @@ async def verify_audit(request: web.Request) -> web.Response:
             "first_bad_seq": result.first_bad_seq,
             "reason": result.reason,
             "head_hash": result.head_hash,
+            "checkpoint_seq": verification.checkpoint_seq,
         }
     )
+
+
+async def export_head(request: web.Request) -> web.Response:
+    """A signed anchor of the current head, to be kept where the database's owner cannot write."""
+    principal = await staff(request, Action.READ_AUDIT)
+    anchor = await request.app[SERVICES_KEY].audit.export_anchor(
+        principal.actor(client_addr(request)), request.app[CLOCK_KEY]()
+    )
+    return json_response(anchor.to_json())
 
 
 async def export_audit(request: web.Request) -> web.StreamResponse:
     principal = await staff(request, Action.READ_AUDIT)
     services = request.app[SERVICES_KEY]
-    async with services.store.transaction():
-        await services.audit.record(
-            principal.actor(client_addr(request)),
-            "audit.exported",
-            at=request.app[CLOCK_KEY](),
-        )
+    await services.audit.begin_export(
+        principal.actor(client_addr(request)), request.app[CLOCK_KEY]()
+    )
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/x-ndjson",
@@ -93,6 +101,15 @@ ROUTES = [
         "Verify the audit hash chain",
         response=models.VerifyOut,
         errors=(401, 403),
+        tags=("audit",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/audit/head",
+        export_head,
+        "The chain's head, signed by the broker's audit key, as an anchor file to keep elsewhere",
+        response=models.AnchorOut,
+        errors=(401, 403, 409),
         tags=("audit",),
     ),
     ApiRoute(

@@ -46,6 +46,17 @@ class SigningKeyRecord:
 
 
 @dataclass(frozen=True)
+class AuditKeyRecord:
+    """An audit-signing key; ``private_pem`` is None once retired (it then only verifies)."""
+
+    kid: str
+    public_key: str
+    private_pem: str | None
+    created_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True)
 class CaseRecord:
     number: str
     customer_name: str

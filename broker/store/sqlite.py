@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -21,8 +23,10 @@ from typing import Any
 import aiosqlite
 
 from broker.audit.chain import GENESIS_HASH, AuditEvent, AuditRecord, StoredRow, chain_next
+from broker.audit.checkpoint import Checkpoint
 from broker.errors import Conflict, NotFound
 from broker.store.records import (
+    AuditKeyRecord,
     AuditQuery,
     CaseRecord,
     ContactAttempt,
@@ -36,6 +40,8 @@ from broker.store.records import (
 )
 
 SCHEMA_VERSION = 1
+
+log = logging.getLogger(__name__)
 
 _CASE_COLUMNS = (
     "number, customer_name, company, contact, product, serial_number, description, severity, "
@@ -59,6 +65,36 @@ def sqlite_path(db: str) -> Path:
     if "://" in db:
         raise ValueError(f"unsupported database URL {db!r}: only SQLite is built in")
     return Path(db)
+
+
+_WRITE_TABLE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+_TABLE_NOUNS = {
+    "users": "user",
+    "signing_keys": "signing key",
+    "secrets": "secret",
+    "cases": "case",
+    "contact_attempts": "contact attempt",
+    "sessions": "session",
+    "invitations": "invitation",
+    "audit_events": "audit event",
+    "audit_head": "audit head",
+    "audit_keys": "audit key",
+    "audit_checkpoints": "audit checkpoint",
+}
+
+
+def _conflict_message(sql: str, exc: sqlite3.IntegrityError) -> str:
+    """Our own words for a refused write, from our SQL and SQLite's error code, not its text."""
+    match = _WRITE_TABLE.match(sql)
+    noun = _TABLE_NOUNS.get(match.group(1).lower(), "record") if match else "record"
+    kind = getattr(exc, "sqlite_errorname", "")
+    if kind in ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"):
+        return f"a {noun} with the same identifier already exists"
+    if kind == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        return f"the {noun} refers to a record that does not exist"
+    if kind == "SQLITE_CONSTRAINT_TRIGGER":
+        return f"stored {noun}s cannot be changed or deleted"
+    return f"the {noun} conflicts with stored data"
 
 
 def _case(row: sqlite3.Row) -> CaseRecord:
@@ -183,7 +219,10 @@ class SQLiteStore:
         try:
             return await self._conn.execute(sql, params)
         except sqlite3.IntegrityError as exc:
-            raise Conflict(f"conflicts with stored data: {exc}") from exc
+            # SQLite's own text names tables, columns and triggers: keep it for the operator's
+            # log and give the client a sentence of ours.
+            log.info("store write refused: %s", exc)
+            raise Conflict(_conflict_message(sql, exc)) from exc
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self._conn.execute(sql, params) as cur:
@@ -526,6 +565,48 @@ class SQLiteStore:
             for row in rows:
                 yield _stored_row(row)
             last = rows[-1]["seq"]
+
+    async def add_audit_key(self, key: AuditKeyRecord) -> None:
+        await self._write(
+            "INSERT INTO audit_keys (kid, public_key, private_pem, created_at, retired_at) "
+            "VALUES (?, ?, ?, ?, NULL)",
+            (key.kid, key.public_key, key.private_pem, iso(key.created_at)),
+        )
+
+    async def retire_audit_keys(self, at: datetime) -> None:
+        """Retire the active audit key and forget its private half: it only verifies now."""
+        await self._write(
+            "UPDATE audit_keys SET retired_at = ?, private_pem = NULL WHERE retired_at IS NULL",
+            (iso(at),),
+        )
+
+    async def list_audit_keys(self) -> list[AuditKeyRecord]:
+        rows = await self._all("SELECT * FROM audit_keys ORDER BY created_at")
+        return [
+            AuditKeyRecord(
+                kid=row["kid"],
+                public_key=row["public_key"],
+                private_pem=row["private_pem"],
+                created_at=datetime.fromisoformat(row["created_at"]),
+                retired_at=parse_iso(row["retired_at"]),
+            )
+            for row in rows
+        ]
+
+    async def add_audit_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._write(
+            "INSERT INTO audit_checkpoints (seq, hash, at, kid, signature) VALUES (?, ?, ?, ?, ?)",
+            (checkpoint.seq, checkpoint.hash, checkpoint.at, checkpoint.kid, checkpoint.signature),
+        )
+
+    async def latest_audit_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint of the highest ``seq``."""
+        row = await self._one(
+            "SELECT seq, hash, at, kid, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
+        )
+        if row is None:
+            return None
+        return Checkpoint(row["seq"], row["hash"], row["at"], row["kid"], row["signature"])
 
     async def query_audit(self, query: AuditQuery) -> list[StoredRow]:
         clauses = ["seq > ?"]

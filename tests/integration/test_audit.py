@@ -158,6 +158,19 @@ async def test_cli_export_and_user_commands(db_path: Path, tmp_path: Path) -> No
     assert "ada\tadmin\tdisabled" in rsb("users", "list", "--db", str(db_path)).stdout
     out = tmp_path / "audit.jsonl"
     assert rsb("audit", "export", "-o", str(out), "--db", str(db_path)).returncode == 0
-    actions = [json.loads(line)["action"] for line in out.read_text().splitlines()]
-    assert actions == ["keys.rotated", "user.created", "user.disabled"]
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    # The CLI export is recorded like the HTTP one, before the events are written.
+    assert [e["action"] for e in events] == [
+        "keys.rotated",
+        "user.created",
+        "user.disabled",
+        "audit.exported",
+    ]
+    assert events[-1]["actor"].startswith("cli:") and events[-1]["client_addr"] == "local"
+    again = tmp_path / "again.jsonl"
+    assert rsb("audit", "export", "-o", str(again), "--db", str(db_path)).returncode == 0
+    assert [json.loads(line)["action"] for line in again.read_text().splitlines()][-2:] == [
+        "audit.exported",
+        "audit.exported",
+    ]
     assert rsb("keys", "rotate", "--db", str(db_path)).returncode == 0
