@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 
 SESSION_STATES = ("waiting", "active", "ended")
 _CLOSED_CASE = {cases.CaseStatus.RESOLVED.value, cases.CaseStatus.CLOSED.value}
+
+
+def _closed_case_message(number: str, status: cases.CaseStatus) -> str:
+    """Why no session can start on the case, and what to do instead, from the case rules."""
+    if cases.CaseStatus.IN_PROGRESS in cases.allowed_moves(status):
+        return (
+            f"case {number} is {status.value}; reopen it first "
+            f"(POST /api/v1/cases/{number}/status with status in_progress)"
+        )
+    return f"case {number} is {status.value} and cannot be reopened; open a new case instead"
+
+
 _ROLE_FOR_LEVEL = {Level.L1: Role.DESK, Level.L2: Role.RSE, Level.L3: Role.ENGINEERING}
 
 
@@ -109,7 +121,7 @@ class SessionService:
         async with self._store.transaction():
             case = await self._cases.get(case_number)
             if case.status in _CLOSED_CASE:
-                raise Conflict(f"case {case_number} is {case.status}; reopen it first")
+                raise Conflict(_closed_case_message(case_number, cases.CaseStatus(case.status)))
             for _ in range(5):
                 code = codes.generate_code(self._settings.code_digits)
                 code_hash = codes.hash_code(code, self._pepper)
