@@ -181,6 +181,7 @@ async def sweep(app: web.Application) -> None:
     # Picks up `rsb keys rotate` run by another process: new tokens use the new key.
     await services.auth.load_keyring()
     services.metrics.live_sessions.set(len(app[HUB_KEY].rooms))
+    await services.cases.observe_breaches()  # SLA: record new breaches, gauge the open ones
     await services.audit.checkpoint(app[CLOCK_KEY]())  # sign the head if it moved since the last
 
 

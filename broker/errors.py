@@ -18,6 +18,7 @@ Tree::
     │   └── InvalidToken          401  4003
     │       └── UnknownSigningKey
     ├── Forbidden                 403  4004
+    │   ├── ConfirmWindowClosed   403  4004   (customer confirm after the session's window)
     │   └── OriginRejected        403  4005
     ├── NotFound                  404  4404
     ├── Conflict                  409  4409
@@ -157,6 +158,12 @@ class Forbidden(BrokerError):
     http_status = 403
     close_code = CloseCode.FORBIDDEN
     code = "forbidden"
+
+
+class ConfirmWindowClosed(Forbidden):
+    """A customer token tried to confirm (solved / not solved) after its session's window."""
+
+    code = "confirm_window_closed"
 
 
 class OriginRejected(Forbidden):

@@ -61,5 +61,18 @@ class Metrics:
             registry=r,
         )
 
+        self.sla_open_breaches = Gauge(
+            "rsb_sla_open_breaches",
+            "Cases being worked on whose first-response deadline passed without a response "
+            "(as of the sweeper's last pass)",
+            registry=r,
+        )
+        self.sla_breaches = Counter(
+            "rsb_sla_breaches",
+            "First-response SLA breaches, each counted once when the sweeper first sees it",
+            ["plan", "severity"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

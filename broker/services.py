@@ -69,7 +69,14 @@ async def open_services(settings: Settings, clock: Clock) -> Services:
             pepper = secrets.token_bytes(32)
             async with store.transaction():
                 await store.put_secret(CODE_PEPPER, pepper)
-        case_service = CaseService(store, audit, load_plans(settings), clock)
+        case_service = CaseService(
+            store,
+            audit,
+            load_plans(settings),
+            clock,
+            confirm_window=settings.customer_confirm_window,
+            metrics=metrics,
+        )
         session_service = SessionService(
             store, audit, auth, case_service, settings, metrics, clock, pepper
         )

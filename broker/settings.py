@@ -135,6 +135,7 @@ class Settings:
     agent_connect_timeout: timedelta = timedelta(minutes=30)
     staff_token_ttl: timedelta = timedelta(hours=1)
     session_token_ttl: timedelta = timedelta(hours=12)
+    customer_confirm_window: timedelta = timedelta(hours=1)
     join_attempts_per_address: int = 10
     join_attempt_window: timedelta = timedelta(minutes=10)
     join_global_alarm_per_minute: int = 600
@@ -251,6 +252,7 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "agent_connect_timeout": _seconds,
     "staff_token_ttl": _token_ttl,
     "session_token_ttl": _token_ttl,
+    "customer_confirm_window": _seconds,
     "join_attempts_per_address": _positive_int,
     "join_attempt_window": _seconds,
     "join_global_alarm_per_minute": _positive_int,

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from broker.sessions.cases import CaseStatus
 from broker.types import Level, Role
@@ -318,3 +319,115 @@ class AnchorOut(Model):
     kid: str
     public_key: str
     signature: str
+
+
+# --- case cancellation, terms, SLA view and plans (issue 11) --------------------------------
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # "absent" is not a value a client could send
+
+
+class CaseCancelIn(Model):
+    """Withdraw a case opened by mistake (duplicate, wrong customer); the reason is audited."""
+
+    reason: Reason
+
+
+class CaseTermsIn(Model):
+    """Change a case's severity, plan or both; the response deadline is recomputed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["severity"]}, {"required": ["plan"]}]}
+    )
+
+    # Absent means "unchanged"; an explicit null is refused (the document says so: no null).
+    severity: Annotated[int, Field(ge=1, le=4)] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default
+    )
+    plan: Annotated[str, StringConstraints(min_length=1, max_length=40)] | SkipJsonSchema[None] = (
+        Field(
+            default=None,
+            description="One of the broker's configured support plans",
+            json_schema_extra=_no_default,
+        )
+    )
+    reason: Reason
+
+    @field_validator("severity", "plan", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("leave the field out to keep it; null is not a value")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> CaseTermsIn:
+        if self.severity is None and self.plan is None:
+            raise ValueError("give severity, plan or both")
+        return self
+
+
+class CancellationOut(Model):
+    at: datetime
+    by: str
+    reason: str
+
+
+class CaseStateOut(CaseOut):
+    """A case with the broker's SLA view: the console shows this, it computes nothing itself."""
+
+    breached: bool = Field(
+        description="The first response came late, or none came and the deadline passed while "
+        "the case was worked on"
+    )
+    response_seconds_left: int | None = Field(
+        description="While waiting for the first response: seconds until response_due, "
+        "negative once overdue; null once a response came or the case stopped being worked on"
+    )
+    sla_as_of: datetime = Field(description="The broker's time these SLA fields are computed at")
+    cancellation: CancellationOut | None
+
+
+class CustomerFeedbackOut(Model):
+    at: datetime
+    session_id: str
+    solved: bool
+    comment: str
+
+
+class CaseDetailOut(CaseStateOut):
+    sessions: list[dict[str, Any]]
+    contact_attempts: list[dict[str, Any]]
+    customer_feedback: list[CustomerFeedbackOut]
+
+
+class SeverityOut(Model):
+    severity: int
+    name: str = Field(description="One word: catastrophic, severe, moderate, low")
+    description: str
+
+
+class BusinessHoursOut(Model):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
+    opens: str = Field(description="HH:MM, the plan's local time")
+    closes: str = Field(description="HH:MM, the plan's local time")
+    holidays: list[str] = Field(description="ISO dates on which the clock does not run")
+
+
+class PlanOut(Model):
+    name: str
+    coverage: Literal["24x7", "business"]
+    timezone: str
+    response_hours: dict[str, float] = Field(
+        description="First-response target in hours, per severity ('1' ... '4')"
+    )
+    business_hours: BusinessHoursOut | None
+
+
+class PlansOut(Model):
+    severities: list[SeverityOut]
+    default_severity: int
+    plans: list[PlanOut]

@@ -20,6 +20,7 @@ class Action(StrEnum):
 
     CREATE_CASE = "create_case"
     UPDATE_CASE = "update_case"
+    CANCEL_CASE = "cancel_case"
     CREATE_SESSION = "create_session"
     VIEW_QUEUE = "view_queue"
     OBSERVE = "observe"
@@ -38,6 +39,9 @@ DEFAULT_PERMISSIONS: Mapping[Action, frozenset[Role]] = MappingProxyType(
     {
         Action.CREATE_CASE: _SUPPORT,
         Action.UPDATE_CASE: _SUPPORT,
+        # Whoever may open a case may withdraw one opened by mistake; it is audited with its
+        # reason and resolves nothing (broker/sessions/cases.py). Deployments can narrow it.
+        Action.CANCEL_CASE: _SUPPORT,
         Action.CREATE_SESSION: _SUPPORT,
         Action.VIEW_QUEUE: _SUPPORT,
         Action.OBSERVE: _SUPPORT,

@@ -1,4 +1,5 @@
-"""Cases: opening with an SLA deadline, first response, status moves and resolution.
+"""Cases: opening with an SLA deadline, first response, status moves, cancellation, changes of
+severity and plan, the customer's answer, and observing SLA breaches.
 
 Rules live in the pure modules (``sla``, ``cases``); this service loads, applies, stores and
 audits, each operation in one store transaction.
@@ -6,27 +7,47 @@ audits, each operation in one store transaction.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from broker.api.models import CaseIn
 from broker.appkeys import Clock
 from broker.audit.log import Actor, AuditLog
 from broker.errors import NotFound, ValidationFailed
+from broker.metrics import Metrics
 from broker.sessions import cases, sla
-from broker.store.records import CaseRecord, ContactAttempt
+from broker.store.records import CaseRecord, ContactAttempt, CustomerFeedback, iso
 from broker.store.sqlite import SQLiteStore
 
 ENGINEER_ROLES = frozenset({"desk", "rse", "engineering"})
 
 
+@dataclass(frozen=True)
+class BreachReport:
+    """One pass of ``observe_breaches``: breaches open now, and those seen for the first time."""
+
+    open: int
+    new: list[CaseRecord]
+
+
 class CaseService:
     def __init__(
-        self, store: SQLiteStore, audit: AuditLog, plans: dict[str, sla.Plan], clock: Clock
+        self,
+        store: SQLiteStore,
+        audit: AuditLog,
+        plans: dict[str, sla.Plan],
+        clock: Clock,
+        *,
+        confirm_window: timedelta,
+        metrics: Metrics,
     ) -> None:
         self._store = store
         self._audit = audit
         self._plans = plans
         self._clock = clock
+        self._confirm_window = confirm_window
+        self._metrics = metrics
 
     @property
     def plans(self) -> dict[str, sla.Plan]:
@@ -44,6 +65,44 @@ class CaseService:
                 raise ValidationFailed(f"unknown case status {status!r}")
         return await self._store.list_cases(statuses)
 
+    # --- what staff see ------------------------------------------------------------------
+
+    def response_state(self, case: CaseRecord, now: datetime | None = None) -> sla.ResponseState:
+        """The case's first-response SLA at ``now`` (default: the broker's clock)."""
+        return sla.response_state(
+            case.response_due, case.first_response_met, now or self._clock(), _stopped_at(case)
+        )
+
+    def sla_json(self, case: CaseRecord, now: datetime | None = None) -> dict[str, Any]:
+        """The broker's SLA view of a case, for every JSON that shows a case to staff."""
+        now = now or self._clock()
+        state = self.response_state(case, now)
+        return {
+            "response_due": iso(case.response_due),
+            "first_response_met": state.first_response_met,
+            "breached": state.breached,
+            "response_seconds_left": state.seconds_left,
+            "sla_as_of": iso(now),
+        }
+
+    def to_json(self, case: CaseRecord, now: datetime | None = None) -> dict[str, Any]:
+        """A case as staff see it: its record plus the broker's SLA view."""
+        return {**case.to_json(), **self.sla_json(case, now)}
+
+    async def feedback(self, number: str) -> list[CustomerFeedback]:
+        return await self._store.list_customer_feedback(number)
+
+    # --- opening and working ---------------------------------------------------------------
+
+    def _plan(self, name: str) -> sla.Plan:
+        plan = self._plans.get(name)
+        if plan is None:
+            raise ValidationFailed(
+                f"unknown plan {name!r}; known plans: {', '.join(sorted(self._plans))}",
+                field="plan",
+            )
+        return plan
+
     async def create(self, data: CaseIn, actor: Actor) -> CaseRecord:
         """Open a case; its response deadline follows from plan, severity and report time.
 
@@ -52,11 +111,7 @@ class CaseService:
             Conflict: the external number is already taken.
         """
         now = self._clock()
-        plan = self._plans.get(data.plan)
-        if plan is None:
-            raise ValidationFailed(
-                f"unknown plan {data.plan!r}; known plans: {', '.join(sorted(self._plans))}"
-            )
+        plan = self._plan(data.plan)
         reported = data.reported_at or now
         if reported > now:
             raise ValidationFailed("reported_at is in the future")
@@ -107,7 +162,8 @@ class CaseService:
     async def note_engineer_action(self, case: CaseRecord, actor: Actor, at: datetime) -> None:
         """Record the first response the first time an engineer acts on the case.
 
-        Runs inside the caller's transaction.
+        Runs inside the caller's transaction. A late response is counted as a breach by the
+        next ``observe_breaches`` (its counter must not move for a transaction that rolls back).
         """
         if case.first_response_at is not None or actor.role not in ENGINEER_ROLES:
             return
@@ -126,7 +182,14 @@ class CaseService:
     async def _move(
         self, case: CaseRecord, new: cases.CaseStatus, actor: Actor, at: datetime, **details: str
     ) -> None:
+        """A staff move by the generic status action (checked by ``cases.check_transition``)."""
         cases.check_transition(cases.CaseStatus(case.status), new)
+        await self._set_status(case, new, actor, at, **details)
+
+    async def _set_status(
+        self, case: CaseRecord, new: cases.CaseStatus, actor: Actor, at: datetime, **details: Any
+    ) -> None:
+        """Store and audit a status move that a rule of ``cases`` has already allowed."""
         await self._store.update_case(case.number, status=new.value, updated_at=at)
         await self._audit.record(
             actor,
@@ -147,14 +210,7 @@ class CaseService:
         status = cases.resolve(
             cases.CaseStatus(case.status), route, attempts, case.last_customer_response_at, at
         )
-        await self._store.update_case(case.number, status=status.value, updated_at=at)
-        await self._audit.record(
-            actor,
-            "case.status_changed",
-            at=at,
-            case_number=case.number,
-            details={"from": case.status, "to": status.value, "route": route.value},
-        )
+        await self._set_status(case, status, actor, at, route=route.value)
 
     async def change_status(self, number: str, status: str, actor: Actor) -> CaseRecord:
         now = self._clock()
@@ -198,22 +254,203 @@ class CaseService:
             await self._resolve(case, cases.ResolveRoute.NO_ANSWER, attempts, actor, now)
         return await self.get(number)
 
-    async def customer_feedback(self, number: str, solved: bool, actor: Actor) -> CaseRecord:
-        """The customer says the problem is solved (resolves) or not (back in progress)."""
+    # --- cancelling and changing terms -----------------------------------------------------
+
+    async def cancel(self, number: str, reason: str, actor: Actor) -> CaseRecord:
+        """Withdraw a case opened by mistake. It is not resolved; see ``cases.cancel``.
+
+        The caller ends the case's live sessions afterwards (they run in the relay's rooms).
+
+        Raises:
+            NotFound: no such case.
+            InvalidTransition: the case is resolved, closed or already cancelled.
+        """
         now = self._clock()
         async with self._store.transaction():
             case = await self.get(number)
+            status = cases.cancel(cases.CaseStatus(case.status))
+            await self._store.update_case(
+                number,
+                status=status.value,
+                cancelled_at=now,
+                cancelled_by=actor.name,
+                cancel_reason=reason,
+                updated_at=now,
+            )
+            await self._audit.record(
+                actor,
+                "case.cancelled",
+                at=now,
+                case_number=number,
+                details={"from": case.status, "reason": reason},
+            )
+            cancelled = await self.get(number)
+            # The clock stops now: a breach that happened before is settled here, at once.
+            new = await self._record_breaches([cancelled], now)
+        self._count(new)
+        return await self.get(number)
+
+    async def change_terms(
+        self, number: str, severity: int | None, plan: str | None, reason: str, actor: Actor
+    ) -> CaseRecord:
+        """Change a case's severity and/or plan; the deadline is recomputed from the report time.
+
+        A first response already recorded keeps its verdict: it was judged by the deadline in
+        force when it came.
+
+        Raises:
+            NotFound: no such case.
+            ValidationFailed: unknown plan.
+            InvalidTransition: the case is not being worked on (``cases.check_terms_change``).
+        """
+        now = self._clock()
+        async with self._store.transaction():
+            case = await self.get(number)
+            cases.check_terms_change(cases.CaseStatus(case.status))
+            new_plan = self._plan(plan if plan is not None else case.plan)
+            new_severity = severity if severity is not None else case.severity
+            due = sla.response_due(new_plan, new_severity, case.created_at)
+            await self._store.update_case(
+                number,
+                severity=new_severity,
+                plan=new_plan.name,
+                response_due=due,
+                updated_at=now,
+            )
+            await self._audit.record(
+                actor,
+                "case.terms_changed",
+                at=now,
+                case_number=number,
+                details={
+                    "from": {
+                        "severity": case.severity,
+                        "plan": case.plan,
+                        "response_due": case.response_due.isoformat(),
+                    },
+                    "to": {
+                        "severity": new_severity,
+                        "plan": new_plan.name,
+                        "response_due": due.isoformat(),
+                    },
+                    "reason": reason,
+                },
+            )
+            await self.note_engineer_action(case, actor, now)
+        return await self.get(number)
+
+    # --- the customer's answer -------------------------------------------------------------
+
+    async def customer_feedback(
+        self, session_id: str, number: str, solved: bool, comment: str, actor: Actor
+    ) -> CaseRecord:
+        """The customer says the problem is solved (resolves) or not (back in progress).
+
+        Taken from a session's customer token during the session and for the confirm window
+        after it ended (``cases.check_confirm_window``); the comment is stored and audited.
+
+        Raises:
+            NotFound: the token's session or case is gone.
+            ConfirmWindowClosed: the session ended longer ago than the window.
+            InvalidTransition: the case cannot move that way (e.g. it is closed).
+        """
+        now = self._clock()
+        async with self._store.transaction():
+            session = await self._store.get_session(session_id)
+            if session is None or session.case_number != number:
+                raise NotFound("the session of this token no longer exists")
+            ended_at = session.ended_at if session.state == "ended" else None
+            cases.check_confirm_window(ended_at, now, self._confirm_window)
+            case = await self.get(number)
+            current = cases.CaseStatus(case.status)
+            target = cases.customer_feedback(current, solved)
             await self._store.update_case(number, last_customer_response_at=now, updated_at=now)
-            if solved:
+            await self._store.add_customer_feedback(
+                CustomerFeedback(number, session_id, now, solved, comment)
+            )
+            await self._audit.record(
+                actor,
+                "case.customer_answered",
+                at=now,
+                case_number=number,
+                session_id=session_id,
+                details={"solved": solved, "comment": comment},
+            )
+            if target is cases.CaseStatus.RESOLVED:
                 await self._resolve(case, cases.ResolveRoute.CUSTOMER_CONFIRMED, [], actor, now)
-            else:
-                if case.status != cases.CaseStatus.IN_PROGRESS.value:
-                    await self._move(case, cases.CaseStatus.IN_PROGRESS, actor, now)
-                await self._audit.record(
-                    actor, "case.customer_not_solved", at=now, case_number=number
-                )
+            elif target is not current:
+                await self._set_status(case, target, actor, now, route="customer_not_solved")
         return await self.get(number)
 
     async def note_customer_response(self, number: str, at: datetime) -> None:
         """Inside the caller's transaction: the customer answered (e.g. joined a session)."""
         await self._store.update_case(number, last_customer_response_at=at, updated_at=at)
+
+    # --- SLA breaches ----------------------------------------------------------------------
+
+    async def observe_breaches(self) -> BreachReport:
+        """Record breaches seen for the first time (audited, counted once) and count open ones.
+
+        Run by the sweeper. The store marks each recorded breach inside the same transaction
+        as its audit event, so a breach is counted once even across restarts; the counter
+        moves only after that transaction committed.
+        """
+        now = self._clock()
+        async with self._store.transaction():
+            candidates = await self._store.breach_candidates(
+                now, sorted(status.value for status in cases.ACTIVE)
+            )
+            open_now = sum(
+                1
+                for case in candidates
+                if case.first_response_at is None and self.response_state(case, now).breached
+            )
+            new = await self._record_breaches(candidates, now)
+        self._count(new)
+        self._metrics.sla_open_breaches.set(open_now)
+        return BreachReport(open_now, new)
+
+    async def _record_breaches(
+        self, candidates: list[CaseRecord], now: datetime
+    ) -> list[CaseRecord]:
+        """Inside the caller's transaction: mark and audit the breaches not recorded yet."""
+        new = []
+        for case in candidates:
+            if case.breach_recorded_at is not None or not self.response_state(case, now).breached:
+                continue
+            await self._store.update_case(case.number, breach_recorded_at=now)
+            await self._audit.record(
+                Actor.system(),
+                "case.sla_breached",
+                at=now,
+                case_number=case.number,
+                details={
+                    "plan": case.plan,
+                    "severity": case.severity,
+                    "response_due": case.response_due.isoformat(),
+                    "first_response_at": (
+                        case.first_response_at.isoformat() if case.first_response_at else None
+                    ),
+                },
+            )
+            new.append(case)
+        return new
+
+    def _count(self, breaches: list[CaseRecord]) -> None:
+        for case in breaches:
+            self._metrics.sla_breaches.labels(plan=case.plan, severity=str(case.severity)).inc()
+
+
+def _stopped_at(case: CaseRecord) -> datetime | None:
+    """When a case without a first response stopped being worked on (its SLA clock stopped).
+
+    None while it is worked on. A cancelled case stopped when it was cancelled; a resolved or
+    closed one (only possible without an engineer's action, e.g. data from an older broker) at
+    its last change.
+    """
+    status = cases.CaseStatus(case.status)
+    if status in cases.ACTIVE:
+        return None
+    if status is cases.CaseStatus.CANCELLED and case.cancelled_at is not None:
+        return case.cancelled_at
+    return case.updated_at

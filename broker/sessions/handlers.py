@@ -7,10 +7,11 @@ from aiohttp import web
 from broker.api import models
 from broker.api.principals import client_addr, session_party, staff
 from broker.api.routing import ApiRoute, json_response, read_model, read_query
-from broker.appkeys import SERVICES_KEY
+from broker.appkeys import CLOCK_KEY, SERVICES_KEY
 from broker.auth.roles import Action
 from broker.errors import Conflict, NotFound
 from broker.relay.handlers import HUB_KEY
+from broker.sessions import sla
 from broker.sessions.codes import format_code
 from broker.store.records import iso
 
@@ -22,15 +23,18 @@ def _split(text: str | None) -> list[str]:
 async def create_case(request: web.Request) -> web.Response:
     principal = await staff(request, Action.CREATE_CASE)
     body = await read_model(request, models.CaseIn)
-    case = await request.app[SERVICES_KEY].cases.create(body, principal.actor(client_addr(request)))
-    return json_response(case.to_json(), status=201)
+    service = request.app[SERVICES_KEY].cases
+    case = await service.create(body, principal.actor(client_addr(request)))
+    return json_response(service.to_json(case), status=201)
 
 
 async def list_cases(request: web.Request) -> web.Response:
     await staff(request, Action.VIEW_QUEUE)
     query = read_query(request, models.CaseListQuery)
-    found = await request.app[SERVICES_KEY].cases.find(_split(query.status) or None)
-    return json_response({"cases": [case.to_json() for case in found]})
+    service = request.app[SERVICES_KEY].cases
+    found = await service.find(_split(query.status) or None)
+    now = request.app[CLOCK_KEY]()  # one instant for the whole list
+    return json_response({"cases": [service.to_json(case, now) for case in found]})
 
 
 async def get_case(request: web.Request) -> web.Response:
@@ -39,14 +43,16 @@ async def get_case(request: web.Request) -> web.Response:
     case = await services.cases.get(request.match_info["number"])
     sessions = await services.store.list_sessions_for_case(case.number)
     attempts = await services.store.list_contact_attempts(case.number)
+    feedback = await services.cases.feedback(case.number)
     return json_response(
         {
-            **case.to_json(),
+            **services.cases.to_json(case),
             "sessions": [s.to_json() for s in sessions],
             "contact_attempts": [
                 {"at": iso(a.at), "by": a.by_user, "channel": a.channel, "note": a.note}
                 for a in attempts
             ],
+            "customer_feedback": [f.to_json() for f in feedback],
         }
     )
 
@@ -54,10 +60,51 @@ async def get_case(request: web.Request) -> web.Response:
 async def set_case_status(request: web.Request) -> web.Response:
     principal = await staff(request, Action.UPDATE_CASE)
     body = await read_model(request, models.CaseStatusIn)
-    case = await request.app[SERVICES_KEY].cases.change_status(
+    service = request.app[SERVICES_KEY].cases
+    case = await service.change_status(
         request.match_info["number"], body.status, principal.actor(client_addr(request))
     )
-    return json_response(case.to_json())
+    return json_response(service.to_json(case))
+
+
+async def cancel_case(request: web.Request) -> web.Response:
+    """Cancel a case opened by mistake, then end its live sessions: nothing goes on under it."""
+    principal = await staff(request, Action.CANCEL_CASE)
+    body = await read_model(request, models.CaseCancelIn)
+    services = request.app[SERVICES_KEY]
+    actor = principal.actor(client_addr(request))
+    case = await services.cases.cancel(request.match_info["number"], body.reason, actor)
+    for session in await services.store.list_sessions_for_case(case.number):
+        if session.state != "ended":
+            await request.app[HUB_KEY].end(session.id, actor, f"case cancelled: {body.reason}")
+    return json_response(services.cases.to_json(case))
+
+
+async def change_case_terms(request: web.Request) -> web.Response:
+    principal = await staff(request, Action.UPDATE_CASE)
+    body = await read_model(request, models.CaseTermsIn)
+    service = request.app[SERVICES_KEY].cases
+    case = await service.change_terms(
+        request.match_info["number"],
+        body.severity,
+        body.plan,
+        body.reason,
+        principal.actor(client_addr(request)),
+    )
+    return json_response(service.to_json(case))
+
+
+async def list_plans(request: web.Request) -> web.Response:
+    """The configured support plans and the severities, for forms and labels."""
+    await staff(request)
+    plans = request.app[SERVICES_KEY].cases.plans
+    return json_response(
+        {
+            "severities": sla.describe_severities(),
+            "default_severity": sla.DEFAULT_SEVERITY,
+            "plans": [sla.describe_plan(plans[name]) for name in sorted(plans)],
+        }
+    )
 
 
 async def add_contact_attempt(request: web.Request) -> web.Response:
@@ -71,17 +118,22 @@ async def add_contact_attempt(request: web.Request) -> web.Response:
 
 async def resolve_no_answer(request: web.Request) -> web.Response:
     principal = await staff(request, Action.UPDATE_CASE)
-    case = await request.app[SERVICES_KEY].cases.resolve_no_answer(
+    service = request.app[SERVICES_KEY].cases
+    case = await service.resolve_no_answer(
         request.match_info["number"], principal.actor(client_addr(request))
     )
-    return json_response(case.to_json())
+    return json_response(service.to_json(case))
 
 
 async def customer_confirm(request: web.Request) -> web.Response:
     party = await session_party(request, "customer")
     body = await read_model(request, models.ConfirmIn)
     case = await request.app[SERVICES_KEY].cases.customer_feedback(
-        party.case_number, body.solved, party.actor(client_addr(request))
+        party.session_id,
+        party.case_number,
+        body.solved,
+        body.comment,
+        party.actor(client_addr(request)),
     )
     return json_response({"case_number": case.number, "status": case.status})
 
@@ -158,8 +210,15 @@ async def join(request: web.Request) -> web.Response:
 async def session_queue(request: web.Request) -> web.Response:
     await staff(request, Action.VIEW_QUEUE)
     query = read_query(request, models.QueueQuery)
-    entries = await request.app[SERVICES_KEY].sessions.queue(_split(query.state))
-    return json_response({"sessions": [entry.to_json() for entry in entries]})
+    services = request.app[SERVICES_KEY]
+    entries = await services.sessions.queue(_split(query.state))
+    now = request.app[CLOCK_KEY]()
+    listed = []
+    for entry in entries:
+        data = entry.to_json()
+        data["case"].update(services.cases.sla_json(entry.case, now))  # the broker's SLA view
+        listed.append(data)
+    return json_response({"sessions": listed})
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -241,7 +300,7 @@ ROUTES = [
         create_case,
         "Open a case",
         body=models.CaseIn,
-        response=models.CaseOut,
+        response=models.CaseStateOut,
         status=201,
         errors=(401, 403, 409),
         tags=("cases",),
@@ -259,8 +318,38 @@ ROUTES = [
         "GET",
         "/api/v1/cases/{number}",
         get_case,
-        "A case with its sessions",
+        "A case with its sessions, contact attempts and the customer's answers",
+        response=models.CaseDetailOut,
         errors=_NOT_FOUND,
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "PATCH",
+        "/api/v1/cases/{number}",
+        change_case_terms,
+        "Change a case's severity or plan (audited; the response deadline is recomputed)",
+        body=models.CaseTermsIn,
+        response=models.CaseStateOut,
+        errors=(*_NOT_FOUND, 409),
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/cases/{number}/cancel",
+        cancel_case,
+        "Cancel a case opened by mistake, with a reason; ends its live sessions",
+        body=models.CaseCancelIn,
+        response=models.CaseStateOut,
+        errors=(*_NOT_FOUND, 409),
+        tags=("cases",),
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/plans",
+        list_plans,
+        "The configured support plans and the severities",
+        response=models.PlansOut,
+        errors=(401,),
         tags=("cases",),
     ),
     ApiRoute(
@@ -269,7 +358,7 @@ ROUTES = [
         set_case_status,
         "Move a case's status",
         body=models.CaseStatusIn,
-        response=models.CaseOut,
+        response=models.CaseStateOut,
         errors=(*_NOT_FOUND, 409),
         tags=("cases",),
     ),
@@ -288,7 +377,7 @@ ROUTES = [
         "/api/v1/cases/{number}/resolve",
         resolve_no_answer,
         "Resolve after three unanswered contact attempts over ten days",
-        response=models.CaseOut,
+        response=models.CaseStateOut,
         errors=(*_NOT_FOUND, 409),
         tags=("cases",),
     ),
@@ -306,10 +395,11 @@ ROUTES = [
         "POST",
         "/api/v1/customer/confirm",
         customer_confirm,
-        "The customer says whether the problem is solved",
+        "The customer says whether the problem is solved (during the session and for "
+        "customer_confirm_window after it)",
         auth="customer",
         body=models.ConfirmIn,
-        errors=(401, 409),
+        errors=(401, 403, 404, 409),
         tags=("customer",),
     ),
     ApiRoute(

@@ -31,7 +31,11 @@ from broker.types import Level, Role
 log = logging.getLogger(__name__)
 
 SESSION_STATES = ("waiting", "active", "ended")
-_CLOSED_CASE = {cases.CaseStatus.RESOLVED.value, cases.CaseStatus.CLOSED.value}
+_CLOSED_CASE = {
+    cases.CaseStatus.RESOLVED.value,
+    cases.CaseStatus.CLOSED.value,
+    cases.CaseStatus.CANCELLED.value,  # withdrawn: no work goes on under it
+}
 
 
 def _closed_case_message(number: str, status: cases.CaseStatus) -> str:
@@ -114,7 +118,7 @@ class SessionService:
 
         Raises:
             NotFound: no such case.
-            Conflict: the case is resolved or closed.
+            Conflict: the case is resolved, closed or cancelled.
         """
         now = self._clock()
         actor = principal.actor(addr)

@@ -44,6 +44,10 @@ from broker.types import SEVERITY_LABELS
 
 DEFAULT_SEVERITY = 3
 SEVERITIES: tuple[int, ...] = tuple(sorted(SEVERITY_LABELS))
+SEVERITY_NAMES: Mapping[int, str] = MappingProxyType(
+    {severity: label.split(":", 1)[0] for severity, label in SEVERITY_LABELS.items()}
+)
+"""The support plans' one-word names (``1`` catastrophic ... ``4`` low), for labels."""
 DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # A year of hours; keeps a mistyped target from walking the calendar for centuries.
@@ -160,6 +164,80 @@ def first_response(due: datetime, responded_at: datetime) -> bool:
     _require_aware("due", due)
     _require_aware("responded_at", responded_at)
     return responded_at.astimezone(UTC) <= due.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class ResponseState:
+    """The first-response SLA of one case at one instant, as the broker reports it."""
+
+    first_response_met: bool | None
+    """True or False once an engineer responded; None while nobody has."""
+    breached: bool
+    """The response came late, or none came and the deadline passed while the clock ran."""
+    seconds_left: int | None
+    """While the clock runs: whole seconds until the deadline, negative once overdue. None once
+    it stopped (a response was recorded, or the case left work without one)."""
+
+
+def response_state(
+    due: datetime,
+    first_response_met: bool | None,
+    now: datetime,
+    stopped_at: datetime | None = None,
+) -> ResponseState:
+    """The first-response state of a case: met, breached, and the time left.
+
+    A recorded response settles the verdict (``first_response_met``, judged against the
+    deadline in force when it came, see ``first_response``). Without one, the clock runs until
+    ``stopped_at`` (when the case stopped being worked on, e.g. cancelled) or else ``now``.
+
+    Raises:
+        ValueError: a naive datetime.
+    """
+    _require_aware("due", due)
+    _require_aware("now", now)
+    if first_response_met is not None:
+        return ResponseState(first_response_met, not first_response_met, None)
+    if stopped_at is not None:
+        _require_aware("stopped_at", stopped_at)
+        return ResponseState(None, stopped_at.astimezone(UTC) > due.astimezone(UTC), None)
+    left = due.astimezone(UTC) - now.astimezone(UTC)
+    # Floor, so that "0 s left" is never shown for an instant that is already past the deadline.
+    seconds = left // timedelta(seconds=1)
+    return ResponseState(None, left < timedelta(0), seconds)
+
+
+def describe_plan(plan: Plan) -> dict[str, Any]:
+    """A plan as the API lists it (``GET /api/v1/plans``): what staff choose between."""
+    hours = plan.business
+    return {
+        "name": plan.name,
+        "coverage": "24x7" if hours is None else "business",
+        "timezone": plan.timezone.key,
+        "response_hours": {
+            str(severity): target / timedelta(hours=1) for severity, target in plan.targets.items()
+        },
+        "business_hours": None
+        if hours is None
+        else {
+            "days": [DAY_NAMES[day] for day in sorted(hours.days)],
+            "opens": f"{hours.opens:%H:%M}",
+            "closes": f"{hours.closes:%H:%M}",
+            "holidays": [day.isoformat() for day in sorted(plan.holidays)],
+        },
+    }
+
+
+def describe_severities() -> list[dict[str, Any]]:
+    """The severities with their one-word names and descriptions, most severe first."""
+    return [
+        {
+            "severity": severity,
+            "name": SEVERITY_NAMES[severity],
+            "description": SEVERITY_LABELS[severity].split(":", 1)[1].strip(),
+        }
+        for severity in SEVERITIES
+    ]
 
 
 def load_plans(data: Mapping[str, Any]) -> dict[str, Plan]:

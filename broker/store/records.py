@@ -75,6 +75,10 @@ class CaseRecord:
     first_response_at: datetime | None = None
     first_response_met: bool | None = None
     last_customer_response_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
+    breach_recorded_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +98,34 @@ class CaseRecord:
             "response_due": iso(self.response_due),
             "first_response_at": iso(self.first_response_at) if self.first_response_at else None,
             "first_response_met": self.first_response_met,
+            "cancellation": (
+                {
+                    "at": iso(self.cancelled_at),
+                    "by": self.cancelled_by,
+                    "reason": self.cancel_reason,
+                }
+                if self.cancelled_at
+                else None
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class CustomerFeedback:
+    """The customer's answer to "is the problem solved?", from one session."""
+
+    case_number: str
+    session_id: str
+    at: datetime
+    solved: bool
+    comment: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "session_id": self.session_id,
+            "solved": self.solved,
+            "comment": self.comment,
         }
 
 

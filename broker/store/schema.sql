@@ -46,9 +46,27 @@ CREATE TABLE IF NOT EXISTS cases (
     response_due               TEXT NOT NULL,
     first_response_at          TEXT,
     first_response_met         INTEGER,
-    last_customer_response_at  TEXT
+    last_customer_response_at  TEXT,
+    -- Cancellation (a case opened by mistake): who, when, why. Kept if the customer reopens.
+    cancelled_at               TEXT,
+    cancelled_by               TEXT,
+    cancel_reason              TEXT,
+    -- When the sweeper first saw the SLA breached: each breach is counted exactly once.
+    breach_recorded_at         TEXT
 );
 CREATE INDEX IF NOT EXISTS cases_serial ON cases (serial_number);
+CREATE INDEX IF NOT EXISTS cases_due ON cases (response_due);
+
+-- The customer's answers to "is the problem solved?", with the comment they gave.
+CREATE TABLE IF NOT EXISTS customer_feedback (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_number  TEXT NOT NULL REFERENCES cases (number),
+    session_id   TEXT NOT NULL REFERENCES sessions (id),
+    at           TEXT NOT NULL,
+    solved       INTEGER NOT NULL,
+    comment      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS customer_feedback_case ON customer_feedback (case_number);
 
 CREATE TABLE IF NOT EXISTS contact_attempts (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -30,6 +30,7 @@ from broker.store.records import (
     AuditQuery,
     CaseRecord,
     ContactAttempt,
+    CustomerFeedback,
     Invitation,
     QueueEntry,
     SessionRecord,
@@ -46,8 +47,16 @@ log = logging.getLogger(__name__)
 _CASE_COLUMNS = (
     "number, customer_name, company, contact, product, serial_number, description, severity, "
     "plan, status, created_by, created_at, updated_at, response_due, first_response_at, "
-    "first_response_met, last_customer_response_at"
+    "first_response_met, last_customer_response_at, cancelled_at, cancelled_by, cancel_reason, "
+    "breach_recorded_at"
 )
+_CASE_COLUMNS_ADDED = {
+    "cancelled_at": "TEXT",
+    "cancelled_by": "TEXT",
+    "cancel_reason": "TEXT",
+    "breach_recorded_at": "TEXT",
+}
+"""Case columns newer than the first schema, added to an older database file when it opens."""
 _SESSION_COLUMNS = (
     "id, case_number, created_by, engineer_display, engineer_level, created_at, code_hash, "
     "code_expires_at, code_used_at, state, ended_at, end_reason"
@@ -74,6 +83,7 @@ _TABLE_NOUNS = {
     "secrets": "secret",
     "cases": "case",
     "contact_attempts": "contact attempt",
+    "customer_feedback": "customer answer",
     "sessions": "session",
     "invitations": "invitation",
     "audit_events": "audit event",
@@ -117,6 +127,10 @@ def _case(row: sqlite3.Row) -> CaseRecord:
         first_response_at=parse_iso(row["first_response_at"]),
         first_response_met=None if met is None else bool(met),
         last_customer_response_at=parse_iso(row["last_customer_response_at"]),
+        cancelled_at=parse_iso(row["cancelled_at"]),
+        cancelled_by=row["cancelled_by"],
+        cancel_reason=row["cancel_reason"],
+        breach_recorded_at=parse_iso(row["breach_recorded_at"]),
     )
 
 
@@ -153,6 +167,18 @@ def _stored_row(row: sqlite3.Row) -> StoredRow:
     )
 
 
+async def _add_case_columns(conn: aiosqlite.Connection) -> None:
+    """Give a ``cases`` table made by an older broker the columns added since (before the
+    schema script, whose indexes may use them); a new file gets them from the script."""
+    async with conn.execute("PRAGMA table_info(cases)") as cur:
+        have = {row["name"] for row in await cur.fetchall()}
+    if not have:
+        return
+    for name, kind in _CASE_COLUMNS_ADDED.items():
+        if name not in have:
+            await conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {kind}")
+
+
 class SQLiteStore:
     """The broker's persistence, on one SQLite file."""
 
@@ -170,6 +196,7 @@ class SQLiteStore:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
+        await _add_case_columns(conn)
         schema = resources.files("broker.store").joinpath("schema.sql").read_text()
         await conn.executescript(schema)
         async with conn.execute("SELECT version FROM schema_version") as cur:
@@ -331,7 +358,7 @@ class SQLiteStore:
 
     async def insert_case(self, case: CaseRecord) -> None:
         await self._write(
-            f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+            f"INSERT INTO cases ({_CASE_COLUMNS}) VALUES ({', '.join('?' * 21)})",
             (
                 case.number,
                 case.customer_name,
@@ -350,6 +377,10 @@ class SQLiteStore:
                 iso(case.first_response_at) if case.first_response_at else None,
                 None if case.first_response_met is None else int(case.first_response_met),
                 iso(case.last_customer_response_at) if case.last_customer_response_at else None,
+                iso(case.cancelled_at) if case.cancelled_at else None,
+                case.cancelled_by,
+                case.cancel_reason,
+                iso(case.breach_recorded_at) if case.breach_recorded_at else None,
             ),
         )
 
@@ -374,6 +405,13 @@ class SQLiteStore:
             "first_response_at",
             "first_response_met",
             "last_customer_response_at",
+            "severity",
+            "plan",
+            "response_due",
+            "cancelled_at",
+            "cancelled_by",
+            "cancel_reason",
+            "breach_recorded_at",
         }
         if not changes or set(changes) - allowed:
             raise ValueError(f"cannot update case fields {sorted(set(changes) - allowed)}")
@@ -383,6 +421,49 @@ class SQLiteStore:
         ]
         assignments = ", ".join(f"{name} = ?" for name in changes)
         await self._write(f"UPDATE cases SET {assignments} WHERE number = ?", [*values, number])
+
+    async def breach_candidates(self, now: datetime, active: Sequence[str]) -> list[CaseRecord]:
+        """Cases whose deadline passed before ``now`` and that may count as SLA breaches: still
+        worked on (``active`` statuses) without a response, or answered late and not yet
+        recorded as breached. A pre-filter: ``sla.response_state`` decides.
+        """
+        marks = ", ".join("?" * len(active))
+        rows = await self._all(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE response_due < ? AND ("
+            f"(first_response_at IS NULL AND status IN ({marks})) "
+            "OR (first_response_met = 0 AND breach_recorded_at IS NULL)) "
+            "ORDER BY response_due",
+            (iso(now), *active),
+        )
+        return [_case(row) for row in rows]
+
+    async def add_customer_feedback(self, feedback: CustomerFeedback) -> None:
+        await self._write(
+            "INSERT INTO customer_feedback (case_number, session_id, at, solved, comment) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                feedback.case_number,
+                feedback.session_id,
+                iso(feedback.at),
+                int(feedback.solved),
+                feedback.comment,
+            ),
+        )
+
+    async def list_customer_feedback(self, number: str) -> list[CustomerFeedback]:
+        rows = await self._all(
+            "SELECT * FROM customer_feedback WHERE case_number = ? ORDER BY id", (number,)
+        )
+        return [
+            CustomerFeedback(
+                case_number=row["case_number"],
+                session_id=row["session_id"],
+                at=datetime.fromisoformat(row["at"]),
+                solved=bool(row["solved"]),
+                comment=row["comment"],
+            )
+            for row in rows
+        ]
 
     async def add_contact_attempt(self, attempt: ContactAttempt) -> None:
         await self._write(

@@ -11,16 +11,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.errors import Conflict, InvalidTransition, ValidationFailed
+from broker.errors import ConfirmWindowClosed, Conflict, InvalidTransition, ValidationFailed
 from broker.sessions.cases import (
+    ACTIVE,
+    CUSTOMER_ONLY,
     NO_ANSWER_ATTEMPTS,
     NO_ANSWER_PERIOD,
     TRANSITIONS,
     CaseStatus,
     ResolveRoute,
     allowed_moves,
+    cancel,
+    check_confirm_window,
     check_resolve,
+    check_terms_change,
     check_transition,
+    customer_feedback,
     generate_case_number,
     is_generated,
     resolve,
@@ -41,27 +47,125 @@ ALLOWED = {
     (S.AWAITING_CUSTOMER, S.RESOLVED),
     (S.RESOLVED, S.CLOSED),
     (S.RESOLVED, S.IN_PROGRESS),
+    (S.OPEN, S.CANCELLED),
+    (S.IN_PROGRESS, S.CANCELLED),
+    (S.AWAITING_CUSTOMER, S.CANCELLED),
+    (S.CANCELLED, S.RESOLVED),
+    (S.CANCELLED, S.IN_PROGRESS),
 }
+CUSTOMER_MOVES = {(S.CANCELLED, S.RESOLVED), (S.CANCELLED, S.IN_PROGRESS)}
+"""Out of a cancellation only by the customer's word."""
+GUARDED = {S.RESOLVED, S.CANCELLED}
+"""Targets the generic status move never reaches: each has its own action."""
 PAIRS = list(itertools.product(CaseStatus, repeat=2))
 
 
 def test_table_is_exactly_the_documented_moves() -> None:
     assert {(a, b) for a, targets in TRANSITIONS.items() for b in targets} == ALLOWED
     assert allowed_moves(S.CLOSED) == frozenset()
+    assert CUSTOMER_ONLY == CUSTOMER_MOVES
+    assert ACTIVE == {S.OPEN, S.IN_PROGRESS, S.AWAITING_CUSTOMER}
+
+
+@pytest.mark.parametrize("current", list(CaseStatus))
+def test_allowed_moves_are_staff_moves(current: CaseStatus) -> None:
+    expected = {b for a, b in ALLOWED - CUSTOMER_MOVES if a is current}
+    assert allowed_moves(current) == expected
+    # A cancelled case offers staff nothing: "reopen it first" would be a lie.
+    assert allowed_moves(S.CANCELLED) == frozenset()
 
 
 @pytest.mark.parametrize(("current", "target"), PAIRS)
 def test_check_transition(current: CaseStatus, target: CaseStatus) -> None:
-    if (current, target) in ALLOWED and target is not S.RESOLVED:
+    if (current, target) in ALLOWED - CUSTOMER_MOVES and target not in GUARDED:
         check_transition(current, target)
         return
     with pytest.raises(InvalidTransition) as info:
         check_transition(current, target)
     assert info.value.details == {"current": current.value, "target": target.value}
-    if (current, target) in ALLOWED:
+    if (current, target) in CUSTOMER_MOVES:
+        assert "only by the customer's own answer" in info.value.message
+    elif (current, target) in ALLOWED and target is S.RESOLVED:
         assert "use the resolve action" in info.value.message
+    elif (current, target) in ALLOWED:
+        assert "use the cancel action" in info.value.message
     else:
         assert f"cannot move from {current.value} to {target.value}" in info.value.message
+
+
+@pytest.mark.parametrize("current", list(CaseStatus))
+def test_cancel_only_while_worked_on(current: CaseStatus) -> None:
+    if current in ACTIVE:
+        assert cancel(current) is S.CANCELLED
+        return
+    with pytest.raises(InvalidTransition) as info:
+        cancel(current)
+    assert info.value.details == {"current": current.value, "target": "cancelled"}
+
+
+@pytest.mark.parametrize("current", list(CaseStatus))
+@pytest.mark.parametrize("solved", [True, False])
+def test_customer_feedback_moves(current: CaseStatus, solved: bool) -> None:
+    expected = {
+        (S.IN_PROGRESS, True): S.RESOLVED,
+        (S.AWAITING_CUSTOMER, True): S.RESOLVED,
+        (S.CANCELLED, True): S.RESOLVED,  # the customer's word rules resolution
+        (S.OPEN, False): S.IN_PROGRESS,
+        (S.IN_PROGRESS, False): S.IN_PROGRESS,
+        (S.AWAITING_CUSTOMER, False): S.IN_PROGRESS,
+        (S.RESOLVED, False): S.IN_PROGRESS,
+        (S.CANCELLED, False): S.IN_PROGRESS,
+    }
+    if (current, solved) in expected:
+        assert customer_feedback(current, solved) is expected[(current, solved)]
+    else:
+        with pytest.raises(InvalidTransition):
+            customer_feedback(current, solved)
+
+
+def test_a_cancelled_case_is_resolved_only_by_the_customer() -> None:
+    done = [NOW - 10 * DAY, NOW - 5 * DAY, NOW - DAY]
+    with pytest.raises(InvalidTransition, match="only by the customer's confirmation"):
+        resolve(S.CANCELLED, ResolveRoute.NO_ANSWER, done, None, NOW)
+    assert resolve(S.CANCELLED, ResolveRoute.CUSTOMER_CONFIRMED, [], None, NOW) is S.RESOLVED
+
+
+@pytest.mark.parametrize("current", list(CaseStatus))
+def test_terms_change_only_while_worked_on(current: CaseStatus) -> None:
+    if current in ACTIVE:
+        check_terms_change(current)
+        return
+    with pytest.raises(InvalidTransition, match=f"of a {current.value} case cannot change"):
+        check_terms_change(current)
+
+
+WINDOW = timedelta(hours=1)
+
+
+def test_confirm_window_open_during_the_session() -> None:
+    check_confirm_window(None, NOW, WINDOW)
+
+
+def test_confirm_window_open_until_its_last_instant() -> None:
+    check_confirm_window(NOW - WINDOW, NOW, WINDOW)
+
+
+def test_confirm_window_closed_after_it() -> None:
+    ended = NOW - WINDOW - timedelta(microseconds=1)
+    with pytest.raises(ConfirmWindowClosed, match="more than 60 minutes ago") as info:
+        check_confirm_window(ended, NOW, WINDOW)
+    assert info.value.http_status == 403
+    assert info.value.details == {"closed_at": (ended + WINDOW).isoformat()}
+
+
+def test_confirm_window_compares_instants() -> None:
+    madrid = ZoneInfo("Europe/Madrid")
+    ended = datetime(2026, 10, 25, 2, 30, tzinfo=madrid)  # CEST, the first 02:30
+    # The second 02:30 (CET) is an hour later in time though equal on the wall clock.
+    with pytest.raises(ConfirmWindowClosed):
+        check_confirm_window(ended, ended.replace(fold=1), timedelta(minutes=30))
+    with pytest.raises(ValueError, match="naive"):
+        check_confirm_window(NOW.replace(tzinfo=None), NOW, WINDOW)
 
 
 def test_closed_is_final_and_says_so() -> None:
@@ -70,11 +174,11 @@ def test_closed_is_final_and_says_so() -> None:
 
 
 @pytest.mark.parametrize("current", list(CaseStatus))
-def test_resolve_only_from_in_progress_or_awaiting(current: CaseStatus) -> None:
+def test_resolve_only_from_in_progress_awaiting_or_cancelled(current: CaseStatus) -> None:
     def attempt() -> CaseStatus:
         return resolve(current, ResolveRoute.CUSTOMER_CONFIRMED, [], None, NOW)
 
-    if current in (S.IN_PROGRESS, S.AWAITING_CUSTOMER):
+    if current in (S.IN_PROGRESS, S.AWAITING_CUSTOMER, S.CANCELLED):
         assert attempt() is S.RESOLVED
     else:
         with pytest.raises(InvalidTransition):

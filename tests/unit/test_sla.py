@@ -14,13 +14,18 @@ from hypothesis import strategies as st
 from broker.errors import ValidationFailed
 from broker.sessions.sla import (
     DEFAULT_SEVERITY,
+    SEVERITY_NAMES,
     BusinessHours,
     Plan,
+    ResponseState,
     business_time_between,
+    describe_plan,
+    describe_severities,
     first_response,
     load_default_plans,
     load_plans,
     response_due,
+    response_state,
     validate_severity,
 )
 
@@ -346,3 +351,86 @@ def test_premium_due_is_exactly_the_target_later(severity: int, created: datetim
     due = response_due(PREMIUM, severity, created)
     assert due - created.astimezone(UTC) == PREMIUM.targets[severity]
     assert business_time_between(PREMIUM, created, due) == PREMIUM.targets[severity]
+
+
+# --- the broker's SLA view: met, breached, time left ---------------------------------------
+
+DUE = utc(2026, 3, 10, 8, 30)
+
+
+def test_state_while_waiting_counts_down_to_zero_on_time() -> None:
+    before = response_state(DUE, None, DUE - timedelta(minutes=5, seconds=30))
+    assert before == ResponseState(None, False, 330)
+    assert response_state(DUE, None, DUE) == ResponseState(None, False, 0)  # on time counts
+
+
+def test_state_after_the_deadline_is_breached_with_negative_time_left() -> None:
+    just = response_state(DUE, None, DUE + timedelta(microseconds=1))
+    assert just == ResponseState(None, True, -1)  # never "0 s left" once past
+    assert response_state(DUE, None, DUE + timedelta(hours=2)).seconds_left == -7200
+
+
+def test_a_response_on_time_is_never_breached_however_late_it_is_now() -> None:
+    # What the console used to get wrong: a case answered on time turned red once due passed.
+    later = DUE + timedelta(days=30)
+    assert response_state(DUE, True, later) == ResponseState(True, False, None)
+    assert response_state(DUE, False, later) == ResponseState(False, True, None)
+
+
+def test_a_stopped_clock_keeps_its_verdict() -> None:
+    long_after = DUE + timedelta(days=3)
+    stopped_early = response_state(DUE, None, long_after, stopped_at=DUE - timedelta(hours=1))
+    assert stopped_early == ResponseState(None, False, None)
+    stopped_late = response_state(DUE, None, long_after, stopped_at=DUE + timedelta(seconds=1))
+    assert stopped_late == ResponseState(None, True, None)
+
+
+def test_state_compares_instants_not_wall_times() -> None:
+    # 02:30 CEST and 02:30 CET on 25 Oct 2026: equal on the wall, an hour apart in time.
+    due = datetime(2026, 10, 25, 2, 30, tzinfo=MADRID)
+    now = due.replace(fold=1)
+    assert response_state(due, None, now) == ResponseState(None, True, -3600)
+    with pytest.raises(ValueError, match="now must be timezone-aware"):
+        response_state(DUE, None, datetime(2026, 3, 10))
+    with pytest.raises(ValueError, match="stopped_at must be timezone-aware"):
+        response_state(DUE, None, DUE, stopped_at=datetime(2026, 3, 10))
+
+
+@given(
+    offset=st.integers(min_value=-(10**7), max_value=10**7),
+    met=st.sampled_from([None, True, False]),
+)
+def test_state_invariants(offset: int, met: bool | None) -> None:
+    now = DUE + timedelta(seconds=offset)
+    state = response_state(DUE, met, now)
+    if met is None:
+        assert state.seconds_left == -offset
+        assert state.breached is (offset > 0)
+    else:
+        assert state.seconds_left is None and state.breached is (not met)
+
+
+def test_severity_names_are_the_support_plans_words() -> None:
+    assert dict(SEVERITY_NAMES) == {1: "catastrophic", 2: "severe", 3: "moderate", 4: "low"}
+    assert [s["name"] for s in describe_severities()] == [
+        "catastrophic",
+        "severe",
+        "moderate",
+        "low",
+    ]
+    assert describe_severities()[0]["description"] == "system down, no production"
+
+
+def test_describe_plan() -> None:
+    assert describe_plan(PREMIUM) == {
+        "name": "premium",
+        "coverage": "24x7",
+        "timezone": "UTC",
+        "response_hours": {"1": 1.0, "2": 2.0, "3": 6.0, "4": 10.0},
+        "business_hours": None,
+    }
+    pro = describe_plan(PRO)
+    assert pro["coverage"] == "business" and pro["timezone"] == "Europe/Madrid"
+    assert pro["business_hours"]["days"] == ["mon", "tue", "wed", "thu", "fri"]
+    assert (pro["business_hours"]["opens"], pro["business_hours"]["closes"]) == ("09:00", "17:00")
+    assert pro["response_hours"] == {"1": 3.0, "2": 4.0, "3": 9.0, "4": 10.0}
