@@ -1,10 +1,26 @@
-"""Case lifecycle through the API: first response, status moves, both resolve routes."""
+"""Case lifecycle through the API: first response, status moves, both resolve routes, the
+customer's answer and its window, cancellation, severity and plan changes, the broker's SLA
+view with its metrics, and the plan list."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from broker.api.models import PlansOut
+from broker.app import create_app, sweep
+from broker.errors import CloseCode
+from broker.sessions import sla
+from broker.settings import Settings
+from broker.store.records import iso
 from broker.types import Role
-from tests.conftest import Broker
+from tests.conftest import Broker, BrokerTestServer, ClientFactory, FakeClock
 from tests.integration.test_api_input import CASE
+from tests.relay_peers import ScriptedAgent
 
 
 async def _open(broker: Broker, headers: dict[str, str], **extra: object) -> str:
@@ -190,3 +206,435 @@ async def test_escalation_is_audited_with_its_reason(broker: Broker) -> None:
     assert ended["state"] == "ended"
     again = await broker.client.post(f"/api/v1/sessions/{sid}/end", headers=dana, json={})
     assert again.status == 409
+
+
+# --- issue 11: the customer's answer, cancellation, terms, SLA view, plans ------------------
+
+_AGENT_TOKENS: dict[str, str] = {}
+"""Agent tokens of the sessions ``_joined`` made, by session id (for tests that connect one)."""
+
+
+async def _joined(broker: Broker, headers: dict[str, str], number: str) -> tuple[str, str]:
+    """A session on the case that the customer joined: (session id, customer token)."""
+    session = await broker.call(
+        "POST", f"/api/v1/cases/{number}/sessions", status=201, headers=headers
+    )
+    joined = await broker.call("POST", "/api/v1/join", status=200, json={"code": session["code"]})
+    _AGENT_TOKENS[session["id"]] = joined["agent_token"]
+    return session["id"], joined["customer_token"]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _audit(broker: Broker, number: str) -> list[dict[str, Any]]:
+    if await broker.services.store.get_user("sam") is None:
+        await broker.add_user("sam", Role.SECURITY)
+    found = await broker.call(
+        "GET", f"/api/v1/audit?case={number}", status=200, headers=await broker.login("sam")
+    )
+    events: list[dict[str, Any]] = found["events"]
+    return events
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """A sample's value from the /metrics text (0 when the sample is absent)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, value = line.rsplit(" ", 1)
+        got = dict(re.findall(r'(\w+)="([^"]*)"', series))
+        if series.split("{")[0] == name and got == labels:
+            return float(value)
+    return 0.0
+
+
+async def _metrics(broker: Broker) -> str:
+    resp = await broker.client.get("/metrics")
+    assert resp.status == 200
+    return await resp.text()
+
+
+async def test_customer_token_cannot_answer_after_the_confirm_window(broker: Broker) -> None:
+    """The attack: a customer token (12 h) kept changing the case long after its session."""
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers)
+    session_id, token = await _joined(broker, headers, number)
+    await broker.call(
+        "POST", f"/api/v1/sessions/{session_id}/end", status=200, headers=headers, json={}
+    )
+    window = broker.services.settings.customer_confirm_window
+    broker.clock.advance(seconds=window.total_seconds() - 1)
+    inside = await broker.call(
+        "POST",
+        "/api/v1/customer/confirm",
+        status=200,
+        headers=_bearer(token),
+        json={"solved": False, "comment": "still jams"},
+    )
+    assert inside["status"] == "in_progress"
+    broker.clock.advance(seconds=2)
+    for solved in (True, False):
+        late = await broker.call(
+            "POST",
+            "/api/v1/customer/confirm",
+            status=403,
+            headers=_bearer(token),
+            json={"solved": solved, "comment": "from a leaked token"},
+        )
+        assert late["error"] == "confirm_window_closed"
+        assert "ended more than 60 minutes ago" in late["message"]
+    headers = await broker.login("rita")
+    case = await broker.call("GET", f"/api/v1/cases/{number}", status=200, headers=headers)
+    assert case["status"] == "in_progress"  # nothing moved
+    assert [f["comment"] for f in case["customer_feedback"]] == ["still jams"]
+
+
+async def test_customer_answers_in_parallel_after_the_window_all_refused(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers)
+    session_id, token = await _joined(broker, headers, number)
+    await broker.call(
+        "POST", f"/api/v1/sessions/{session_id}/end", status=200, headers=headers, json={}
+    )
+    broker.clock.advance(hours=2)
+    answers = await asyncio.gather(
+        *(
+            broker.client.post(
+                "/api/v1/customer/confirm", headers=_bearer(token), json={"solved": True}
+            )
+            for _ in range(50)
+        )
+    )
+    assert [r.status for r in answers] == [403] * 50
+    case = await broker.services.cases.get(number)
+    assert case.status == "in_progress"
+    assert await broker.services.cases.feedback(number) == []
+
+
+async def test_customer_comment_is_stored_audited_and_shown_to_staff(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers)
+    session_id, token = await _joined(broker, headers, number)
+    for solved, comment in ((False, "the tray still jams"), (True, "works now, thanks")):
+        await broker.call(
+            "POST",
+            "/api/v1/customer/confirm",
+            status=200,
+            headers=_bearer(token),
+            json={"solved": solved, "comment": comment},
+        )
+    case = await broker.call("GET", f"/api/v1/cases/{number}", status=200, headers=headers)
+    assert case["status"] == "resolved"
+    assert [(f["solved"], f["comment"], f["session_id"]) for f in case["customer_feedback"]] == [
+        (False, "the tray still jams", session_id),
+        (True, "works now, thanks", session_id),
+    ]
+    answered = [e for e in await _audit(broker, number) if e["action"] == "case.customer_answered"]
+    assert [(e["details"]["solved"], e["details"]["comment"]) for e in answered] == [
+        (False, "the tray still jams"),
+        (True, "works now, thanks"),
+    ]
+    assert all(e["actor_role"] == "customer" and e["session"] == session_id for e in answered)
+
+
+async def test_cancel_needs_permission_and_a_reason(broker: Broker) -> None:
+    headers = await broker.staff("dana", Role.DESK)
+    sec = await broker.staff("sam", Role.SECURITY)
+    number = await _open(broker, headers)
+    forbidden = await broker.call(
+        "POST",
+        f"/api/v1/cases/{number}/cancel",
+        status=403,
+        headers=sec,
+        json={"reason": "duplicate"},
+    )
+    assert forbidden["details"]["action"] == "cancel_case"
+    for body in ({}, {"reason": "  "}, {"reason": "no"}, {"reason": "x" * 501}):
+        resp = await broker.client.post(
+            f"/api/v1/cases/{number}/cancel", headers=headers, json=body
+        )
+        assert resp.status == 422, body
+    missing = await broker.client.post(
+        "/api/v1/cases/NOPE-1/cancel", headers=headers, json={"reason": "duplicate"}
+    )
+    assert missing.status == 404
+    assert (await broker.services.cases.get(number)).status == "open"
+
+
+async def test_cancel_ends_live_sessions_and_is_not_a_resolution(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers)
+    session_id, token = await _joined(broker, headers, number)
+    agent = await ScriptedAgent.join(broker.client, _AGENT_TOKENS[session_id], session_id)
+    cancelled = await broker.call(
+        "POST",
+        f"/api/v1/cases/{number}/cancel",
+        status=200,
+        headers=headers,
+        json={"reason": "opened on the wrong customer"},
+    )
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["cancellation"]["by"] == "rita"
+    assert cancelled["cancellation"]["reason"] == "opened on the wrong customer"
+    # The live session ended, and its agent socket was closed as for any ended session.
+    session = await broker.call(
+        "GET", f"/api/v1/sessions/{session_id}", status=200, headers=headers
+    )
+    assert session["state"] == "ended"
+    assert session["end_reason"] == "case cancelled: opened on the wrong customer"
+    await agent.peer.wait(lambda: agent.peer.ws.closed)
+    assert agent.peer.ws.close_code == CloseCode.SESSION_ENDED
+    # Staff cannot resolve it, move it, reopen it, cancel it again or start work on it.
+    for method, path, body in (
+        ("POST", f"/api/v1/cases/{number}/resolve", None),
+        ("POST", f"/api/v1/cases/{number}/status", {"status": "in_progress"}),
+        ("POST", f"/api/v1/cases/{number}/status", {"status": "closed"}),
+        ("POST", f"/api/v1/cases/{number}/cancel", {"reason": "again"}),
+        ("POST", f"/api/v1/cases/{number}/sessions", None),
+        ("PATCH", f"/api/v1/cases/{number}", {"severity": 1, "reason": "escalate"}),
+    ):
+        refused = await broker.call(method, path, status=409, headers=headers, json=body)
+        assert refused["error"] in ("invalid_transition", "conflict"), refused
+    # The customer's word still rules resolution (within the window after the session).
+    done = await broker.call(
+        "POST",
+        "/api/v1/customer/confirm",
+        status=200,
+        headers=_bearer(token),
+        json={"solved": True, "comment": "it was a duplicate, all fine"},
+    )
+    assert done["status"] == "resolved"
+    events = await _audit(broker, number)
+    cancel = [e for e in events if e["action"] == "case.cancelled"]
+    assert len(cancel) == 1 and cancel[0]["actor"] == "rita"
+    assert cancel[0]["details"] == {"from": "in_progress", "reason": "opened on the wrong customer"}
+    moves = [e["details"] for e in events if e["action"] == "case.status_changed"]
+    assert moves[-1] == {"from": "cancelled", "to": "resolved", "route": "customer_confirmed"}
+
+
+async def test_parallel_cancels_cancel_once(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers)
+    answers = await asyncio.gather(
+        *(
+            broker.client.post(
+                f"/api/v1/cases/{number}/cancel", headers=headers, json={"reason": f"dup {i}"}
+            )
+            for i in range(30)
+        )
+    )
+    assert sorted(r.status for r in answers) == [200] + [409] * 29
+    cancel = [e for e in await _audit(broker, number) if e["action"] == "case.cancelled"]
+    assert len(cancel) == 1
+
+
+async def test_customer_not_solved_reopens_a_cancelled_case(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers)
+    _, token = await _joined(broker, headers, number)
+    await broker.call(
+        "POST",
+        f"/api/v1/cases/{number}/cancel",
+        status=200,
+        headers=headers,
+        json={"reason": "dup"},
+    )
+    reopened = await broker.call(
+        "POST",
+        "/api/v1/customer/confirm",
+        status=200,
+        headers=_bearer(token),
+        json={"solved": False, "comment": "this is not a duplicate"},
+    )
+    assert reopened["status"] == "in_progress"
+
+
+async def test_severity_and_plan_change_recomputes_the_due_time(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    number = await _open(broker, headers, severity=3, plan="premium")
+    created = await broker.services.cases.get(number)
+    changed = await broker.call(
+        "PATCH",
+        f"/api/v1/cases/{number}",
+        status=200,
+        headers=headers,
+        json={"severity": 1, "reason": "production line down"},
+    )
+    assert changed["severity"] == 1
+    assert changed["response_due"] == iso(created.created_at + timedelta(hours=1))
+    # Plan change: professional is business hours in Madrid (Mon 23 Nov 2026, 11:00 local).
+    moved = await broker.call(
+        "PATCH",
+        f"/api/v1/cases/{number}",
+        status=200,
+        headers=headers,
+        json={"plan": "professional", "reason": "contract checked"},
+    )
+    plan = broker.services.cases.plans["professional"]
+    assert moved["plan"] == "professional" and moved["severity"] == 1
+    assert moved["response_due"] == iso(sla.response_due(plan, 1, created.created_at))
+    terms = [e for e in await _audit(broker, number) if e["action"] == "case.terms_changed"]
+    assert [e["details"]["from"]["severity"] for e in terms] == [3, 1]
+    assert [e["details"]["to"]["severity"] for e in terms] == [1, 1]
+    assert [e["details"]["to"]["plan"] for e in terms] == ["premium", "professional"]
+    assert terms[0]["details"]["from"]["response_due"] == created.response_due.isoformat()
+    assert terms[0]["details"]["reason"] == "production line down"
+
+
+async def test_terms_change_refuses_bad_input(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    sec = await broker.staff("sam", Role.SECURITY)
+    number = await _open(broker, headers)
+    for body, status in (
+        ({"reason": "nothing to change"}, 422),
+        ({"severity": None, "reason": "null is not a value"}, 422),
+        ({"plan": None, "reason": "null is not a value"}, 422),
+        ({"severity": 5, "reason": "too severe"}, 422),
+        ({"severity": "1", "reason": "a string"}, 422),
+        ({"plan": "gold", "reason": "no such plan"}, 422),
+        ({"severity": 1}, 422),
+    ):
+        resp = await broker.client.patch(f"/api/v1/cases/{number}", headers=headers, json=body)
+        assert resp.status == status, (body, await resp.text())
+    resp = await broker.client.patch(
+        f"/api/v1/cases/{number}", headers=sec, json={"severity": 1, "reason": "not mine"}
+    )
+    assert resp.status == 403
+    assert (await broker.services.cases.get(number)).severity == 3
+
+
+async def test_a_case_answered_on_time_is_not_breached_later(broker: Broker) -> None:
+    """The console used to turn this case red once its due time passed: the broker says no."""
+    headers = await broker.staff("rita", Role.RSE)
+    answered = await _open(broker, headers, severity=1)
+    await _joined(broker, headers, answered)  # the session is the first response, at once
+    waiting = await _open(broker, headers, severity=1)
+    fresh = await broker.call("GET", f"/api/v1/cases/{waiting}", status=200, headers=headers)
+    assert (fresh["breached"], fresh["response_seconds_left"]) == (False, 3600)
+    broker.clock.advance(hours=3)
+    headers = await broker.login("rita")
+    listed = await broker.call("GET", "/api/v1/cases", status=200, headers=headers)
+    by_number = {c["number"]: c for c in listed["cases"]}
+    on_time = by_number[answered]
+    assert (on_time["first_response_met"], on_time["breached"]) == (True, False)
+    assert on_time["response_seconds_left"] is None
+    late = by_number[waiting]
+    assert (late["first_response_met"], late["breached"]) == (None, True)
+    assert late["response_seconds_left"] == -2 * 3600
+    assert late["sla_as_of"] == iso(broker.clock.now)
+    # The session queue carries the same view for the case of each session.
+    queue = await broker.call("GET", "/api/v1/sessions", status=200, headers=headers)
+    assert [(e["case"]["number"], e["case"]["breached"]) for e in queue["sessions"]] == [
+        (answered, False)
+    ]
+
+
+async def test_breaches_are_gauged_and_counted_once(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    app = broker.client.app
+    on_time = await _open(broker, headers, severity=2)
+    await broker.call("POST", f"/api/v1/cases/{on_time}/sessions", status=201, headers=headers)
+    unanswered = await _open(broker, headers, severity=1)
+    answered_late = await _open(broker, headers, severity=1, plan="premium")
+    broker.clock.advance(hours=1, seconds=1)
+    headers = await broker.login("rita")
+    await broker.call(  # late, between two sweeps: still counted, once
+        "POST",
+        f"/api/v1/cases/{answered_late}/status",
+        status=200,
+        headers=headers,
+        json={"status": "in_progress"},
+    )
+    await sweep(app)
+    text = await _metrics(broker)
+    assert _metric(text, "rsb_sla_open_breaches") == 1
+    assert _metric(text, "rsb_sla_breaches_total", plan="premium", severity="1") == 2
+    assert _metric(text, "rsb_sla_breaches_total", plan="premium", severity="2") == 0
+    # Sweeping again, even many times at once, counts nothing twice.
+    reports = await asyncio.gather(
+        *(broker.services.cases.observe_breaches() for _ in range(20)), sweep(app)
+    )
+    assert sum(len(r.new) for r in reports if r is not None) == 0
+    text = await _metrics(broker)
+    assert _metric(text, "rsb_sla_breaches_total", plan="premium", severity="1") == 2
+    # Answering the open breach closes it (the gauge falls) but the count stays.
+    await broker.call(
+        "POST",
+        f"/api/v1/cases/{unanswered}/status",
+        status=200,
+        headers=headers,
+        json={"status": "in_progress"},
+    )
+    await sweep(app)
+    text = await _metrics(broker)
+    assert _metric(text, "rsb_sla_open_breaches") == 0
+    assert _metric(text, "rsb_sla_breaches_total", plan="premium", severity="1") == 2
+    breached = [e for e in await _audit(broker, unanswered) if e["action"] == "case.sla_breached"]
+    assert len(breached) == 1 and breached[0]["actor"] == "system"
+
+
+async def test_cancelling_stops_the_sla_clock(broker: Broker) -> None:
+    headers = await broker.staff("rita", Role.RSE)
+    early = await _open(broker, headers, severity=1)
+    late = await _open(broker, headers, severity=1)
+    await broker.call(
+        "POST", f"/api/v1/cases/{early}/cancel", status=200, headers=headers, json={"reason": "dup"}
+    )
+    broker.clock.advance(hours=2)
+    headers = await broker.login("rita")
+    # Cancelled after its deadline, before any sweep: the breach is counted at cancellation.
+    await broker.call(
+        "POST", f"/api/v1/cases/{late}/cancel", status=200, headers=headers, json={"reason": "dup"}
+    )
+    await sweep(broker.client.app)
+    stopped = await broker.call("GET", f"/api/v1/cases/{early}", status=200, headers=headers)
+    assert (stopped["breached"], stopped["response_seconds_left"]) == (False, None)
+    counted = await broker.call("GET", f"/api/v1/cases/{late}", status=200, headers=headers)
+    assert counted["breached"] is True
+    text = await _metrics(broker)
+    assert _metric(text, "rsb_sla_open_breaches") == 0
+    assert _metric(text, "rsb_sla_breaches_total", plan="premium", severity="1") == 1
+
+
+async def test_plans_lists_the_configured_plans_and_severities(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FakeClock
+) -> None:
+    custom = replace(
+        settings,
+        plans={
+            "gold": {"coverage": "24x7", "response_hours": {"1": 0.5, "2": 1, "3": 4, "4": 8}},
+            "office": {
+                "coverage": "business",
+                "timezone": "America/New_York",
+                "days": ["mon", "tue", "wed", "thu", "fri"],
+                "opens": "08:00",
+                "closes": "18:00",
+                "holidays": ["2026-12-25"],
+                "response_hours": {"1": 2, "2": 4, "3": 8, "4": 16},
+            },
+        },
+    )
+    broker = Broker(await aiohttp_client(BrokerTestServer(create_app(custom, clock=clock))), clock)
+    unauthenticated = await broker.client.get("/api/v1/plans")
+    assert unauthenticated.status == 401
+    headers = await broker.staff("dana", Role.DESK)
+    listed = await broker.call("GET", "/api/v1/plans", status=200, headers=headers)
+    assert [(s["severity"], s["name"]) for s in listed["severities"]] == [
+        (1, "catastrophic"),
+        (2, "severe"),
+        (3, "moderate"),
+        (4, "low"),
+    ]
+    assert listed["default_severity"] == 3
+    assert [p["name"] for p in listed["plans"]] == ["gold", "office"]
+    gold, office = listed["plans"]
+    assert gold["coverage"] == "24x7" and gold["response_hours"]["1"] == 0.5
+    assert office["business_hours"] == {
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "opens": "08:00",
+        "closes": "18:00",
+        "holidays": ["2026-12-25"],
+    }
+    PlansOut.model_validate_json(json.dumps(listed))  # the document's shape, exactly
