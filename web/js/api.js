@@ -92,6 +92,10 @@ export function createApi({ base = "", fetchImpl = globalThis.fetch.bind(globalT
     cases: (status = "") =>
       request("GET", status ? `/api/v1/cases?status=${encodeURIComponent(status)}` : "/api/v1/cases"),
     createCase: (fields) => request("POST", "/api/v1/cases", fields),
+    caseDetail: (number) => request("GET", `/api/v1/cases/${encodeURIComponent(number)}`),
+    cancelCase: (number, reason) => request("POST", `/api/v1/cases/${encodeURIComponent(number)}/cancel`, { reason }),
+    changeTerms: (number, fields) => request("PATCH", `/api/v1/cases/${encodeURIComponent(number)}`, fields),
+    plans: () => request("GET", "/api/v1/plans"),
     createSession: (caseNumber) => request("POST", `/api/v1/cases/${encodeURIComponent(caseNumber)}/sessions`, {}),
     session: (id) => request("GET", `/api/v1/sessions/${encodeURIComponent(id)}`),
     invite: (id, fields) => request("POST", `/api/v1/sessions/${encodeURIComponent(id)}/invite`, fields),

@@ -40,6 +40,10 @@ const api = createApi();
 let live = null;
 let queueTimer = null;
 let lastCreated = null;
+/** The broker's plans and severities (GET /api/v1/plans), loaded at sign-in. */
+let catalogue = null;
+/** The case shown in the detail card, or null. */
+let detailNumber = null;
 
 // --- small helpers -------------------------------------------------------------------------
 
@@ -60,28 +64,81 @@ function cell(row, text, className) {
   return td;
 }
 
+/** "2 - severe": the support plans' words for a severity, from the broker. */
+function severityLabel(severity) {
+  const known = catalogue?.severities.find((item) => item.severity === severity);
+  return known ? `${severity} - ${known.name}` : String(severity);
+}
+
 function severityCell(row, severity) {
   const td = document.createElement("td");
   const badge = document.createElement("span");
   badge.className = "sev";
   badge.dataset.sev = String(severity);
   badge.textContent = String(severity);
+  badge.title = severityLabel(severity);
   td.append(badge);
   row.append(td);
 }
 
-function dueText(iso) {
-  const due = new Date(iso);
-  const minutes = Math.round((due.getTime() - Date.now()) / 60000);
-  const clock = due.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  if (minutes < 0) return { text: `${clock} (overdue)`, overdue: true };
-  if (minutes < 120) return { text: `${clock} (in ${minutes} min)`, overdue: false };
-  return { text: due.toLocaleString([], { dateStyle: "short", timeStyle: "short" }), overdue: false };
+function duration(seconds) {
+  const minutes = Math.round(Math.abs(seconds) / 60);
+  if (minutes < 120) return `${minutes} min`;
+  const hours = Math.round(minutes / 60);
+  return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
 }
 
-function dueCell(row, iso) {
-  const { text, overdue } = dueText(iso);
-  cell(row, text, overdue ? "overdue" : "");
+/**
+ * The broker's SLA view of a case, in words. The console computes nothing: the broker says
+ * whether the first response was met or is breached, and how long is left (as of `sla_as_of`),
+ * so a case answered on time never turns red because its due time has passed.
+ */
+function slaText(item) {
+  const due = new Date(item.response_due);
+  const clock = due.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+  if (item.first_response_met === true) return { key: "met", text: `answered on time (due ${clock})` };
+  if (item.first_response_met === false) return { key: "late", text: `answered late (due ${clock})` };
+  const left = item.response_seconds_left;
+  if (left === null || left === undefined) {
+    return item.breached
+      ? { key: "late", text: `not answered, was due ${clock}` }
+      : { key: "stopped", text: `not needed (due ${clock})` };
+  }
+  if (item.breached) return { key: "overdue", text: `overdue by ${duration(left)} (due ${clock})` };
+  return { key: "running", text: `due in ${duration(left)} (${clock})` };
+}
+
+function dueCell(row, item) {
+  const { key, text } = slaText(item);
+  const td = cell(row, text, key === "overdue" || key === "late" ? "overdue" : "");
+  td.dataset.sla = key;
+}
+
+function option(value, text, selected = false) {
+  const item = document.createElement("option");
+  item.value = String(value);
+  item.textContent = text;
+  // defaultSelected, so that form.reset() after opening a case comes back to the default.
+  item.defaultSelected = selected;
+  item.selected = selected;
+  return item;
+}
+
+function planLabel(plan) {
+  if (plan.coverage === "24x7") return `${plan.name} (24x7)`;
+  return `${plan.name} (business hours, ${plan.timezone})`;
+}
+
+/** Fill the severity and plan choices from the broker's configured plans. */
+async function loadCatalogue() {
+  catalogue = await api.plans();
+  const severities = catalogue.severities.map((item) =>
+    option(item.severity, severityLabel(item.severity), item.severity === catalogue.default_severity),
+  );
+  $("case-severity").replaceChildren(...severities);
+  $("case-plan").replaceChildren(...catalogue.plans.map((plan, index) => option(plan.name, planLabel(plan), index === 0)));
+  $("terms-severity").replaceChildren(...catalogue.severities.map((item) => option(item.severity, severityLabel(item.severity))));
+  $("terms-plan").replaceChildren(...catalogue.plans.map((plan) => option(plan.name, planLabel(plan))));
 }
 
 function buttonCell(row, label, onClick) {
@@ -99,6 +156,7 @@ function buttonCell(row, label, onClick) {
 
 function signedOut(reason = "") {
   stopQueue();
+  closeCaseDetail();
   if (live) leaveSession();
   api.logout();
   show("whoami", false);
@@ -120,6 +178,7 @@ async function onLogin(event) {
     $("whoami-text").textContent = `${user.display_name} (${user.level ?? user.role})`;
     show("whoami", true);
     show("login-view", false);
+    await loadCatalogue();
     showQueue();
   } catch (error) {
     $("login-error").textContent = message(error);
@@ -150,6 +209,7 @@ async function refreshQueue() {
     const [sessions, cases] = await Promise.all([api.queue("waiting,active"), api.cases(OPEN_CASE_STATES)]);
     renderSessions(sessions.sessions);
     renderCases(cases.cases);
+    if (detailNumber !== null) await showCaseDetail(detailNumber);
     $("queue-status").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
     $("queue-status").textContent = `not updated: ${message(error)}`;
@@ -163,7 +223,7 @@ function renderSessions(sessions) {
     row.dataset.session = entry.id;
     row.dataset.case = entry.case.number;
     severityCell(row, entry.case.severity);
-    dueCell(row, entry.case.response_due);
+    dueCell(row, entry.case);
     cell(row, entry.case.number, "nowrap");
     cell(row, `${entry.case.customer_name}, ${entry.case.company}`);
     cell(row, `${entry.engineer.display_name}${entry.engineer.level ? ` (${entry.engineer.level})` : ""}`);
@@ -181,8 +241,15 @@ function renderCases(cases) {
     const row = document.createElement("tr");
     row.dataset.case = item.number;
     severityCell(row, item.severity);
-    dueCell(row, item.response_due);
-    cell(row, item.number, "nowrap");
+    dueCell(row, item);
+    const numberCell = cell(row, "", "nowrap");
+    const details = document.createElement("button");
+    details.type = "button";
+    details.className = "link";
+    details.textContent = item.number;
+    details.title = "Details, the customer's answers, change or cancel";
+    details.addEventListener("click", () => showCaseDetail(item.number));
+    numberCell.append(details);
     cell(row, `${item.customer_name}, ${item.company}`);
     cell(row, `${item.product} ${item.serial_number}`);
     cell(row, item.status.replace("_", " "));
@@ -238,6 +305,106 @@ async function onCreateCase(event) {
     show("case-error", true);
   } finally {
     $("case-submit").disabled = false;
+  }
+}
+
+// --- case detail: the customer's answers, severity and plan, cancellation -------------------
+
+async function showCaseDetail(number) {
+  detailNumber = number;
+  let item;
+  try {
+    item = await api.caseDetail(number);
+  } catch (error) {
+    $("detail-result").textContent = `not updated: ${message(error)}`;
+    return;
+  }
+  if (detailNumber !== number) return;
+  show("case-detail", true);
+  $("d-number").textContent = item.number;
+  $("d-customer").textContent = `${item.customer_name}, ${item.company} (${item.contact})`;
+  $("d-product").textContent = `${item.product} ${item.serial_number}`;
+  $("d-status").textContent = item.status.replace("_", " ");
+  $("d-severity").textContent = severityLabel(item.severity);
+  $("d-plan").textContent = item.plan;
+  const sla = slaText(item);
+  $("d-sla").textContent = sla.text;
+  $("d-sla").dataset.sla = sla.key;
+  $("d-sla").className = sla.key === "overdue" || sla.key === "late" ? "overdue" : "";
+  const cancelled = item.cancellation;
+  $("d-cancelled").textContent = cancelled
+    ? `${new Date(cancelled.at).toLocaleString()} by ${cancelled.by}: ${cancelled.reason}`
+    : "no";
+  const answers = item.customer_feedback.map((answer) => {
+    const row = document.createElement("li");
+    row.dataset.solved = String(answer.solved);
+    const when = document.createElement("time");
+    when.textContent = new Date(answer.at).toLocaleString();
+    const verdict = document.createElement("strong");
+    verdict.textContent = answer.solved ? " solved" : " not solved";
+    row.append(when, verdict);
+    if (answer.comment) {
+      const comment = document.createElement("q");
+      comment.textContent = answer.comment;
+      row.append(" ", comment);
+    }
+    return row;
+  });
+  $("d-feedback").replaceChildren(...answers);
+  show("d-feedback-empty", answers.length === 0);
+  const active = ["open", "in_progress", "awaiting_customer"].includes(item.status);
+  show("terms-form", active);
+  show("cancel-form", active);
+  // A refresh must not undo a choice being made in the form.
+  if (!$("terms-form").contains(document.activeElement)) {
+    $("terms-severity").value = String(item.severity);
+    $("terms-plan").value = item.plan;
+  }
+}
+
+function closeCaseDetail() {
+  detailNumber = null;
+  show("case-detail", false);
+  $("detail-result").textContent = "";
+}
+
+async function onChangeTerms(event) {
+  event.preventDefault();
+  if (detailNumber === null) return;
+  const fields = {
+    severity: Number($("terms-severity").value),
+    plan: $("terms-plan").value,
+    reason: $("terms-reason").value.trim(),
+  };
+  $("terms-btn").disabled = true;
+  try {
+    const item = await api.changeTerms(detailNumber, fields);
+    $("detail-result").textContent = `Now ${severityLabel(item.severity)}, plan ${item.plan}; ${slaText(item).text}.`;
+    $("terms-reason").value = "";
+    $("terms-btn").blur();
+    await showCaseDetail(detailNumber);
+    refreshQueue();
+  } catch (error) {
+    $("detail-result").textContent = `Not changed: ${message(error)}`;
+  } finally {
+    $("terms-btn").disabled = false;
+  }
+}
+
+async function onCancelCase(event) {
+  event.preventDefault();
+  if (detailNumber === null) return;
+  $("cancel-btn").disabled = true;
+  try {
+    const item = await api.cancelCase(detailNumber, $("cancel-reason").value.trim());
+    $("detail-result").textContent = `Case ${item.number} cancelled; its live sessions were ended.`;
+    $("cancel-reason").value = "";
+    await showCaseDetail(detailNumber);
+    refreshQueue();
+  } catch (error) {
+    $("detail-result").textContent = `Not cancelled: ${message(error)}`;
+  } finally {
+    $("cancel-btn").disabled = false;
   }
 }
 
@@ -521,6 +688,9 @@ function init() {
   $("logout-btn").addEventListener("click", () => signedOut());
   api.onUnauthorized(() => signedOut("Your sign-in expired. Please sign in again."));
   $("case-form").addEventListener("submit", onCreateCase);
+  $("detail-close").addEventListener("click", closeCaseDetail);
+  $("terms-form").addEventListener("submit", onChangeTerms);
+  $("cancel-form").addEventListener("submit", onCancelCase);
   $("created-join").addEventListener("click", () => {
     if (lastCreated) joinSession(lastCreated.id, lastCreated.case_number);
   });
