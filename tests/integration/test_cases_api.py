@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from broker.api.models import PlansOut
@@ -638,3 +640,38 @@ async def test_plans_lists_the_configured_plans_and_severities(
         "holidays": ["2026-12-25"],
     }
     PlansOut.model_validate_json(json.dumps(listed))  # the document's shape, exactly
+
+
+async def test_a_database_from_before_cancellation_opens_and_cancels(
+    aiohttp_client: ClientFactory, settings: Settings, clock: FakeClock, db_path: Path
+) -> None:
+    """A ``cases`` table made by an older broker gets the new columns when the store opens."""
+    old_columns = (
+        "number TEXT PRIMARY KEY, customer_name TEXT NOT NULL, company TEXT NOT NULL, "
+        "contact TEXT NOT NULL, product TEXT NOT NULL, serial_number TEXT NOT NULL, "
+        "description TEXT NOT NULL, severity INTEGER NOT NULL, plan TEXT NOT NULL, "
+        "status TEXT NOT NULL, created_by TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, response_due TEXT NOT NULL, first_response_at TEXT, "
+        "first_response_met INTEGER, last_customer_response_at TEXT"
+    )
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"CREATE TABLE cases ({old_columns})")
+        conn.execute(
+            "INSERT INTO cases VALUES ('OLD-1', 'Ana', 'Sur', 'x', 'P', 'S', '', 2, 'premium', "
+            "'open', 'rita', ?, ?, ?, NULL, NULL, NULL)",
+            (iso(clock.now), iso(clock.now), iso(clock.now + timedelta(hours=2))),
+        )
+    broker = Broker(
+        await aiohttp_client(BrokerTestServer(create_app(settings, clock=clock))), clock
+    )
+    headers = await broker.staff("rita", Role.RSE)
+    old = await broker.call("GET", "/api/v1/cases/OLD-1", status=200, headers=headers)
+    assert (old["cancellation"], old["breached"], old["response_seconds_left"]) == (
+        None,
+        False,
+        7200,
+    )
+    cancelled = await broker.call(
+        "POST", "/api/v1/cases/OLD-1/cancel", status=200, headers=headers, json={"reason": "dup"}
+    )
+    assert cancelled["status"] == "cancelled"
