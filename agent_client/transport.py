@@ -36,6 +36,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
+from rsb_protocol.handshake import SUBPROTOCOL, handshake_logger, subprotocols
+
 __all__ = [
     "CLOSE_TIMEOUT",
     "SUBPROTOCOL",
@@ -48,8 +50,6 @@ __all__ = [
     "websocket_connector",
 ]
 
-SUBPROTOCOL = "rsb.v1"
-TOKEN_PREFIX = "rsb.token."
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the broker's side of the closing handshake before dropping the socket."""
 
@@ -159,7 +159,7 @@ def websocket_connector(
     Returns:
         A function that opens one connection per call.
     """
-    protocols = [Subprotocol(SUBPROTOCOL), Subprotocol(TOKEN_PREFIX + token)]
+    protocols = [Subprotocol(p) for p in subprotocols(token)]
     # websockets refuses an ssl argument for ws://, even None, so pass it only for wss://.
     tls: dict[str, Any] = {"ssl": ssl_context} if ssl_context is not None else {}
 
@@ -174,6 +174,7 @@ def websocket_connector(
                 open_timeout=open_timeout,
                 close_timeout=CLOSE_TIMEOUT,
                 user_agent_header=user_agent,
+                logger=handshake_logger("agent_client.websocket"),  # never logs the token
                 **tls,
             )
         except InvalidStatus as exc:

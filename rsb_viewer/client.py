@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.typing import Subprotocol
 
 from rsb_protocol.errors import VersionMismatch
+from rsb_protocol.handshake import handshake_logger, subprotocols
 from rsb_protocol.messages import State, Welcome
 from rsb_protocol.readback import ReadbackString
 from rsb_viewer.session import (
@@ -41,8 +42,6 @@ __all__ = [
     "viewer_url",
 ]
 
-SUBPROTOCOL = "rsb.v1"
-TOKEN_PREFIX = "rsb.token."
 _SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # the Ident shape of rsb_protocol.messages
 _JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -239,13 +238,14 @@ class ViewerClient:
         try:
             self._ws = await connect(
                 self.url,
-                subprotocols=[Subprotocol(SUBPROTOCOL), Subprotocol(TOKEN_PREFIX + self._token)],
+                subprotocols=[Subprotocol(p) for p in subprotocols(self._token)],
                 compression=None,  # ciphertext does not compress (STYLE.md 6)
                 open_timeout=self._open_timeout,
                 max_size=self._max_size,
                 max_queue=8,  # with 16 MiB frames, the default 16 could hold 256 MiB
                 ssl=(self._ssl or True) if secure else None,
                 user_agent_header="rsb-view/1",
+                logger=handshake_logger("rsb_viewer.websocket"),  # never logs the token
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -69,11 +69,15 @@ def served(tmp_path: Path, token_log_check: TokenLogCheck) -> Iterator[str]:
         text=True,
     )
     port = _free_port()
+    # Output to a file, not a pipe: nobody reads a pipe until the end, and a full one (64 KiB
+    # of access log) blocks the broker's next log write, and with it every request.
+    log_path = tmp_path / "serve.log"
+    log_file = log_path.open("w")
     proc = subprocess.Popen(
         [*cli, "serve", "--port", str(port), "--db", str(db)],
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log_file,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -91,7 +95,9 @@ def served(tmp_path: Path, token_log_check: TokenLogCheck) -> Iterator[str]:
         yield base
     finally:
         proc.terminate()
-        output, _ = proc.communicate(timeout=15 * WAIT_UNIT)
+        proc.wait(timeout=15 * WAIT_UNIT)
+        log_file.close()
+        output = log_path.read_text()
         token_log_check.scan_text(output, "rsb serve under schemathesis")
         assert "Traceback" not in output, output[-3000:]
 
