@@ -126,6 +126,35 @@ def _base64(lo: int, hi: int) -> Constraint:
     return check
 
 
+def _printable(where: str, value: Any) -> None:
+    # Text shown to the customer as is: no line breaks, escapes or bidi overrides that could
+    # make one request read as another (docs/security.md, "Text from staff").
+    if not value.isprintable():
+        raise InvalidMessage(f"{where}: control or format characters are not allowed")
+
+
+CONSENT_REASON_MAX = 200
+"""Longest reason a consent request carries to the customer (``clean_text`` cuts there)."""
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Make free text safe to show as one line: what senders of a bounded printable field use.
+
+    Every run of whitespace becomes one space, other control and format characters (escapes,
+    bidi overrides, zero-width marks) are dropped, the ends are trimmed and the result is cut
+    to ``limit`` characters.
+
+    Args:
+        text: Any string, e.g. a reason typed by an engineer.
+        limit: Largest length of the result.
+
+    Returns:
+        Printable text (``str.isprintable``) of at most ``limit`` characters.
+    """
+    kept = (" " if c.isspace() else c for c in text if c.isspace() or c.isprintable())
+    return " ".join("".join(kept).split())[:limit].rstrip()
+
+
 _WRAP_FRAME = HEADER_SIZE + WRAP_PAYLOAD_SIZE
 U16 = Annotated[int, _bounds(0, 0xFFFF)]
 U32 = Annotated[int, _bounds(0, 0xFFFF_FFFF)]
@@ -134,6 +163,7 @@ Ident = Annotated[str, _pattern(r"[A-Za-z0-9._:-]{1,64}")]
 Name = Annotated[str, _length(1, 200)]
 Reason = Annotated[str, _length(0, 500)]
 Text = Annotated[str, _length(0, 2000)]
+ShownReason = Annotated[str, _length(0, CONSENT_REASON_MAX), _printable]
 KeyB64 = Annotated[str, _base64(32, 65)]
 WrapB64 = Annotated[str, _base64(_WRAP_FRAME, _WRAP_FRAME)]
 
@@ -216,6 +246,8 @@ def _checker_for(hint: Any) -> Checker:
 
 _SPECS: dict[type[Message], tuple[tuple[str, Checker, bool], ...]] = {}
 """Per class: (field name, checker, required) in declaration order."""
+_SPARSE: dict[type[Message], dict[str, Any]] = {}
+"""Per class: fields left off the wire while they hold their default, with that default."""
 MESSAGE_TYPES: dict[str, type[Message]] = {}
 """Dispatch table: the ``"type"`` value -> message class."""
 
@@ -226,11 +258,14 @@ class Message:
 
     A subclass names its wire type, ``class Hello(Message, name="hello")``, and becomes a frozen
     dataclass registered in ``MESSAGE_TYPES``. Fields with a default may be left out on the wire.
+    Fields named in ``sparse`` are left out by ``to_dict`` while they hold their default: a
+    field added to a type later is sparse, so a peer whose strict parser predates it still
+    accepts every message that does not use it.
     """
 
     TYPE: ClassVar[str] = ""
 
-    def __init_subclass__(cls, *, name: str, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, name: str, sparse: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name in MESSAGE_TYPES:
             raise TypeError(f"message type {name!r} is registered twice")
@@ -241,6 +276,8 @@ class Message:
             (f.name, _checker_for(hints[f.name]), f.default is MISSING)
             for f in fields(as_dataclass)
         )
+        defaults = {f.name: f.default for f in fields(as_dataclass)}
+        _SPARSE[cls] = {field_name: defaults[field_name] for field_name in sparse}
         MESSAGE_TYPES[name] = cls
 
     def __post_init__(self) -> None:
@@ -252,10 +289,14 @@ class Message:
         """Rules that span several fields; subclasses override."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON object: ``v``, ``type``, then every field (defaults included)."""
+        """Return the JSON object: ``v``, ``type``, then every field (defaults included, but
+        for sparse fields at their default)."""
         out: dict[str, Any] = {"v": VERSION, "type": self.TYPE}
+        sparse = _SPARSE[type(self)]
         for name, _, _ in _SPECS[type(self)]:
             value = getattr(self, name)
+            if name in sparse and value == sparse[name]:
+                continue
             out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -333,8 +374,14 @@ class State(Message, name="state"):
     controller_slot: U16 | None = None
 
 
-class ConsentRequest(Message, name="consent_request"):
-    """Broker -> agent: ask the customer, naming engineer, level, case and whether recorded."""
+class ConsentRequest(Message, name="consent_request", sparse=("reason",)):
+    """Broker -> agent: ask the customer, naming engineer, level, case and whether recorded.
+
+    ``reason`` is what the engineer said they need it for, shown to the customer as is; it
+    is left off the wire when empty, so agents from before it existed still get such requests.
+    The broker also sends each request to the customer's page, and then the agent's answer
+    (``consent_grant`` or ``consent_refuse``), so the page can show what is being asked.
+    """
 
     request_id: Ident
     slot: U16
@@ -344,6 +391,7 @@ class ConsentRequest(Message, name="consent_request"):
     case_number: Name
     organisation: Name
     recorded: bool
+    reason: ShownReason = ""
 
 
 class ConsentGrant(Message, name="consent_grant"):

@@ -406,11 +406,18 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     known = room.state.participant(pid)
     if known is None:
         level = Level(principal.level) if principal.level else None
-        await hub.apply(
-            room,
-            m.EngineerJoined(at=clock(), pid=pid, display_name=principal.display_name, level=level),
-            actor,
+        # Coming on an invitation accepts it (audited) and hands the session over.
+        invited = await services.sessions.accept_invitations(
+            room.session_id, principal, client_addr(request)
         )
+        joined = m.EngineerJoined(
+            at=clock(),
+            pid=pid,
+            display_name=principal.display_name,
+            level=level,
+            invited=bool(invited),
+        )
+        await hub.apply(room, joined, actor)
     elif not known.connected:
         await hub.apply(room, m.EngineerReconnected(at=clock(), pid=pid), actor)
     else:
@@ -513,11 +520,12 @@ async def _viewer_text(
                 room.tell_all(item, but=peer)
             case msg.ControlRequest():
                 services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)
-                await hub.apply(
-                    room,
-                    m.ConsentRequested(at=room.now(), pid=pid, permission=Permission.CONTROL),
-                    actor,
+                # Shown to the customer as is: one printable line, bounded (docs/security.md).
+                why = msg.clean_text(item.reason, msg.CONSENT_REASON_MAX)
+                asked = m.ConsentRequested(
+                    at=room.now(), pid=pid, permission=Permission.CONTROL, reason=why
                 )
+                await hub.apply(room, asked, actor)
             case msg.ControlRelease():
                 await hub.apply(
                     room, m.Released(at=room.now(), pid=pid, permission=Permission.CONTROL), actor

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
@@ -74,6 +75,7 @@ class Hub:
                     resume_window=self._services.settings.resume_window,
                     clock=self._clock,
                     audit=self._audit_sink(session.id, session.case_number),
+                    holder=functools.partial(self._services.sessions.set_holder, session.id),
                 )
                 self._rooms[session_id] = room
             return room

@@ -27,6 +27,13 @@ from rsb_protocol.framing import AGENT_SLOT, CUSTOMER_SLOT
 log = logging.getLogger(__name__)
 
 AuditSink = Callable[[Actor, str, Mapping[str, Any]], Awaitable[None]]
+HolderSink = Callable[[m.NewHolder], Awaitable[None]]
+"""Records who has the session in hand now (the session's stored holder)."""
+
+
+async def _no_holder_sink(change: m.NewHolder) -> None:
+    """For rooms that need not record the holder."""
+
 
 _CUSTOMER_JOIN = msg.Join(CUSTOMER_SLOT, "customer", "Customer", msg.Role.CUSTOMER)
 AGENT_JOIN = msg.Join(AGENT_SLOT, "agent", "Customer's computer", msg.Role.AGENT)
@@ -46,6 +53,7 @@ class Room:
         resume_window: timedelta,
         clock: Clock,
         audit: AuditSink,
+        holder: HolderSink = _no_holder_sink,
     ) -> None:
         self.session_id = session_id
         self.case_number = case_number
@@ -73,7 +81,11 @@ class Room:
         self._resume_window = resume_window
         self._clock = clock
         self.audit = audit
+        self._holder = holder
         self._last_state: msg.State | None = None
+        # The requests the customer pages were shown, (slot, permission) -> request id; each
+        # is closed on the pages with the agent's answer (``_show_requests``).
+        self._shown: dict[tuple[int, str], str] = {}
 
     # --- slots ----------------------------------------------------------------------------
 
@@ -113,6 +125,7 @@ class Room:
             self._reroute()
             for effect in transition.effects:
                 await self._carry_out(effect, actor)
+            self._show_requests()
             self._broadcast_state()
             return transition
 
@@ -120,8 +133,10 @@ class Room:
         match effect:
             case m.Audit(action, details):
                 await self.audit(actor, action, details)
-            case m.AskCustomer(pid, display_name, level, permission):
-                self._ask(pid, display_name, level, permission)
+            case m.AskCustomer(pid, display_name, level, permission, reason):
+                self._ask(pid, display_name, level, permission, reason)
+            case m.NewHolder():
+                await self._holder(effect)
             case m.Notify(pid, what, permission) if what in ("consent_refused", "control_moved"):
                 peer = self.viewers.get(self._slots.get(pid, -1))
                 if peer is not None:
@@ -131,12 +146,13 @@ class Room:
                 # view of who may see, not the broker's). Other notifications are in `state`.
                 pass
 
-    def _ask(self, pid: str, display_name: str, level: Level | None, permission: str) -> None:
+    def _ask(
+        self, pid: str, display_name: str, level: Level | None, permission: str, reason: str
+    ) -> None:
         slot = self.slot_for(pid)
         if self.agent is not None:
-            self.agent.send(
-                self._consent_request(self._request_id(slot, permission), slot, permission)
-            )
+            request_id = self._request_id(slot, permission)
+            self.agent.send(self._consent_request(request_id, slot, permission, reason))
 
     def _request_id(self, slot: int, permission: str) -> str:
         """The id of the open request for `permission` in `slot`, made on first use.
@@ -164,7 +180,9 @@ class Room:
         for key in [key for key in self._requests if key not in open_now]:
             del self._requests[key]
 
-    def _consent_request(self, request_id: str, slot: int, permission: str) -> msg.ConsentRequest:
+    def _consent_request(
+        self, request_id: str, slot: int, permission: str, reason: str
+    ) -> msg.ConsentRequest:
         name, level = self._names.get(slot, ("engineer", None))
         return msg.ConsentRequest(
             request_id=request_id,
@@ -175,6 +193,7 @@ class Room:
             case_number=self.case_number,
             organisation=self.organisation,
             recorded=False,
+            reason=reason,
         )
 
     def pending_requests(self) -> list[msg.ConsentRequest]:
@@ -187,8 +206,39 @@ class Room:
                 if slot is None:
                     continue
                 request_id = self._request_id(slot, permission.value)
-                pending.append(self._consent_request(request_id, slot, permission.value))
+                reason = participant.reason_for(permission)
+                pending.append(self._consent_request(request_id, slot, permission.value, reason))
         return pending
+
+    def _show_requests(self) -> None:
+        """Keep the customer pages' view of open requests in step with the state.
+
+        The page cannot answer (the agent's prompt does), but it shows what is being asked and
+        why. A new request is sent to the pages as the agent got it; a request no longer open
+        is closed with what became of it: ``consent_grant`` if the engineer now holds the
+        permission, else ``consent_refuse``. Requests are shown only while the agent is here
+        to ask them.
+        """
+        now: dict[tuple[int, str], msg.ConsentRequest] = {}
+        if self.state.agent_connected:
+            for request in self.pending_requests():
+                now[request.slot, request.permission.value] = request
+        for key, request_id in list(self._shown.items()):
+            if now.get(key) is not None and now[key].request_id == request_id:
+                continue
+            del self._shown[key]
+            slot, permission = key
+            if Permission(permission) in self.grants_of(slot):
+                closed: msg.Message = msg.ConsentGrant(request_id, slot, msg.Permission(permission))
+            else:
+                closed = msg.ConsentRefuse(request_id, slot, msg.Permission(permission))
+            for page in self.customers:
+                page.send(closed)
+        for key, request in now.items():
+            if key not in self._shown:
+                self._shown[key] = request.request_id
+                for page in self.customers:
+                    page.send(request)
 
     def answer(self, slot: int, permission: str) -> ParticipantId | None:
         """Who a consent answer from the agent is about; the request is then settled."""
@@ -264,6 +314,10 @@ class Room:
                 peer.send(self.join_message(other))
         if self.chat_page is not None and peer.kind != "customer":
             peer.send(_CUSTOMER_JOIN)
+        if peer.kind == "customer":
+            for request in self.pending_requests():
+                if self._shown.get((request.slot, request.permission.value)) == request.request_id:
+                    peer.send(request)
         # Only keys of who is here now: a departed viewer's key would skew the read-back words.
         present = set(self.viewers) | ({AGENT_SLOT} if self.agent is not None else set())
         if self.chat_page is not None:

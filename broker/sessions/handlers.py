@@ -9,11 +9,12 @@ from broker.api.principals import client_addr, session_party, staff
 from broker.api.routing import ApiRoute, json_response, read_model, read_query
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY
 from broker.auth.roles import Action
+from broker.auth.service import StaffPrincipal
 from broker.errors import Conflict, NotFound
 from broker.relay.handlers import HUB_KEY
 from broker.sessions import sla
 from broker.sessions.codes import format_code
-from broker.store.records import iso
+from broker.store.records import Invitation, iso
 
 
 def _split(text: str | None) -> list[str]:
@@ -161,7 +162,8 @@ async def public_status(request: web.Request) -> web.Response:
                 {
                     "created_at": iso(s.created_at),
                     "state": s.state,
-                    "engineer": s.engineer_display,
+                    # Who has it in hand now (or had it at the end), never one who left it.
+                    "engineer": s.holder_display,
                     "ended_at": iso(s.ended_at) if s.ended_at else None,
                 }
                 for s in sessions
@@ -192,13 +194,15 @@ async def join(request: web.Request) -> web.Response:
     body = await read_model(request, models.JoinIn)
     joined = await request.app[SERVICES_KEY].sessions.join(body.code, client_addr(request))
     session = joined.session
+    # The engineer who has the session in hand (its creator unless it was handed over).
+    named = session.holder_user is not None
     return json_response(
         {
             "session_id": session.id,
             "case_number": session.case_number,
             "engineer": {
-                "display_name": session.engineer_display,
-                "level": session.engineer_level,
+                "display_name": session.holder_display if named else session.engineer_display,
+                "level": session.holder_level if named else session.engineer_level,
             },
             "customer_token": joined.customer_token,
             "agent_token": joined.agent_token,
@@ -207,16 +211,28 @@ async def join(request: web.Request) -> web.Response:
     )
 
 
+def _for(principal: StaffPrincipal, invitation: Invitation) -> str | None:
+    """Whether an invitation names the asking engineer ("user") or their level ("level")."""
+    if invitation.target_user is not None:
+        return "user" if invitation.target_user == principal.name else None
+    return "level" if invitation.target_level == principal.level else None
+
+
 async def session_queue(request: web.Request) -> web.Response:
-    await staff(request, Action.VIEW_QUEUE)
+    principal = await staff(request, Action.VIEW_QUEUE)
     query = read_query(request, models.QueueQuery)
     services = request.app[SERVICES_KEY]
     entries = await services.sessions.queue(_split(query.state))
+    invited = await services.sessions.open_invitations([e.session.id for e in entries])
     now = request.app[CLOCK_KEY]()
     listed = []
     for entry in entries:
         data = entry.to_json()
         data["case"].update(services.cases.sla_json(entry.case, now))  # the broker's SLA view
+        # Everyone sees who is invited; ``for_me`` says which name the asker or their level.
+        data["invitations"] = [
+            {**i.to_json(), "for_me": _for(principal, i)} for i in invited.get(entry.session.id, [])
+        ]
         listed.append(data)
     return json_response({"sessions": listed})
 
@@ -226,21 +242,7 @@ async def get_session(request: web.Request) -> web.Response:
     sessions = request.app[SERVICES_KEY].sessions
     session = await sessions.get(request.match_info["session_id"])
     invitations = await sessions.invitations(session.id)
-    return json_response(
-        {
-            **session.to_json(),
-            "invitations": [
-                {
-                    "at": iso(i.at),
-                    "by": i.by_user,
-                    "user": i.target_user,
-                    "level": i.target_level,
-                    "reason": i.reason,
-                }
-                for i in invitations
-            ],
-        }
-    )
+    return json_response({**session.to_json(), "invitations": [i.to_json() for i in invitations]})
 
 
 async def invite(request: web.Request) -> web.Response:
@@ -254,15 +256,7 @@ async def invite(request: web.Request) -> web.Response:
         target_level=body.level,
         reason=body.reason,
     )
-    return json_response(
-        {
-            "at": iso(invitation.at),
-            "user": invitation.target_user,
-            "level": invitation.target_level,
-            "reason": invitation.reason,
-        },
-        status=201,
-    )
+    return json_response(invitation.to_json(), status=201)
 
 
 async def end_session(request: web.Request) -> web.Response:

@@ -29,6 +29,10 @@ cannot disagree. Invariants, checked by ``tests/unit/test_machine_stateful.py``:
 6. ``epoch`` never decreases and rises by exactly one in each transition where a viewer loses
    VIEW or the controller loses control (one ``NewEpoch`` however many lost it), so a departed
    viewer cannot read frames sealed after it left (``docs/protocol.md``, "Epochs").
+7. The holder (the engineer who has the session in hand, named to the customer) is always a
+   participant or nobody. Joining makes you the holder when nobody present holds it, an
+   accepted invitation or granted control makes you the holder at once, and when the holder
+   leaves (or is dropped) the next connected engineer holds it, else nobody (``NewHolder``).
 
 ``docs/security.md`` ("Consent state machine") states these rules for users.
 """
@@ -48,6 +52,7 @@ from broker.sessions.participants import Participant as Participant
 from broker.sessions.participants import Phase as Phase
 from broker.sessions.participants import SessionState as SessionState
 from broker.types import Level, ParticipantId, Permission
+from rsb_protocol.messages import CONSENT_REASON_MAX
 
 ConsentSource = Literal["customer", "agent"]
 """Who may answer a consent prompt. Engineers never can: the caller maps the sender."""
@@ -104,10 +109,15 @@ class AgentDisconnected(Event):
 
 @dataclass(frozen=True)
 class EngineerJoined(_ByEngineer):
-    """An engineer joined; this also asks the customer for VIEW."""
+    """An engineer joined; this also asks the customer for VIEW.
+
+    ``invited``: the engineer came on an invitation (the shell accepted it), so the session
+    is handed over to them.
+    """
 
     display_name: str
     level: Level | None
+    invited: bool = False
 
     def __post_init__(self) -> None:
         _require(bool(self.pid) and self.pid not in RESERVED_IDS, "invalid participant id")
@@ -126,8 +136,19 @@ class EngineerReconnected(_ByEngineer):
     """Resume within the window: grants are kept and the customer is not asked again."""
 
 
+@dataclass(frozen=True)
 class ConsentRequested(_ForPermission):
-    """An engineer asks for a permission (VIEW is asked for on joining)."""
+    """An engineer asks for a permission (VIEW is asked for on joining), saying why.
+
+    ``reason`` is shown to the customer as is, so it must already be one printable line of at
+    most ``CONSENT_REASON_MAX`` characters (``rsb_protocol.messages.clean_text`` makes it so).
+    """
+
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        _require(len(self.reason) <= CONSENT_REASON_MAX, "the reason is too long")
+        _require(self.reason.isprintable(), "the reason must be one line of printable text")
 
 
 class ConsentGranted(_Answer):
@@ -193,6 +214,7 @@ class AskCustomer:
     display_name: str
     level: Level | None
     permission: Permission
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,7 +239,16 @@ class StateChanged:
     phase: Phase
 
 
-Effect = Audit | AskCustomer | NewEpoch | Notify | StateChanged
+@dataclass(frozen=True)
+class NewHolder:
+    """The engineer who has the session in hand changed (None: nobody now); record it."""
+
+    pid: ParticipantId | None
+    display_name: str | None
+    level: Level | None
+
+
+Effect = Audit | AskCustomer | NewEpoch | Notify | StateChanged | NewHolder
 
 
 @dataclass(frozen=True)
@@ -244,12 +275,18 @@ def _put(state: SessionState, new: Participant) -> SessionState:
     return replace(state, participants=people)
 
 
+def _unask(p: Participant, perms: frozenset[Permission]) -> Participant:
+    """``p`` without the pending requests for ``perms`` (and their reasons)."""
+    reasons = tuple((q, why) for q, why in p.reasons if q not in perms)
+    return replace(p, requested=p.requested - perms, reasons=reasons)
+
+
 def _take(state: SessionState, pid: ParticipantId, perm: Permission, reason: str) -> _Step:
     """Remove a grant and its pending request; losing VIEW loses everything (invariant 2)."""
     p = _get(state, pid)
     removed = p.grants if perm is VIEW else p.grants & {perm}
     withdrawn = p.requested if perm is VIEW else p.requested & {perm}
-    state = _put(state, replace(p, grants=p.grants - removed, requested=p.requested - withdrawn))
+    state = _put(state, replace(_unask(p, withdrawn), grants=p.grants - removed))
     fx: list[Effect] = []
     if CONTROL in removed:
         fx.append(Audit("session.control_revoked", {"pid": pid, "reason": reason}))
@@ -258,7 +295,17 @@ def _take(state: SessionState, pid: ParticipantId, perm: Permission, reason: str
 
 def _remove(state: SessionState, pid: ParticipantId, reason: str) -> _Step:
     state, fx = _take(state, pid, VIEW, reason)
-    return replace(state, participants=tuple(p for p in state.participants if p.pid != pid)), fx
+    people = tuple(p for p in state.participants if p.pid != pid)
+    holder = state.holder
+    if holder == pid:  # invariant 7: handed to the next engineer still here, or nobody
+        holder = next((p.pid for p in people if p.connected), None)
+    return replace(state, participants=people, holder=holder), fx
+
+
+def _holding(state: SessionState) -> bool:
+    """Someone connected has the session in hand."""
+    p = state.participant(state.holder) if state.holder is not None else None
+    return p is not None and p.connected
 
 
 def _end(state: SessionState, by: str, reason: str) -> _Step:
@@ -292,7 +339,7 @@ def _ask(state: SessionState, p: Participant, perm: Permission) -> list[Effect]:
     # Prompts live on the agent; if it is away they are re-sent when it reconnects.
     if not state.agent_connected:
         return []
-    return [AskCustomer(p.pid, p.display_name, p.level, perm)]
+    return [AskCustomer(p.pid, p.display_name, p.level, perm, p.reason_for(perm))]
 
 
 # The rules, one per event type.
@@ -321,7 +368,8 @@ def _engineer_joined(state: SessionState, e: EngineerJoined) -> _Step:
     if state.participant(e.pid) is not None:
         raise InvalidTransition(f"{e.pid!r} is already in this session", pid=e.pid)
     p = Participant(e.pid, e.display_name, e.level, requested=frozenset({VIEW}))
-    state = replace(state, participants=(*state.participants, p))
+    holder = e.pid if e.invited or not _holding(state) else state.holder
+    state = replace(state, participants=(*state.participants, p), holder=holder)
     details = {"pid": e.pid, "display_name": e.display_name, "level": e.level}
     return state, [Audit("session.participant_joined", details), *_ask(state, p, VIEW)]
 
@@ -344,6 +392,8 @@ def _engineer_reconnected(state: SessionState, e: EngineerReconnected) -> _Step:
     if p.connected:
         raise InvalidTransition(f"{e.pid!r} is already connected", pid=e.pid)
     state = _put(state, replace(p, connected=True, disconnected_at=None))
+    if not _holding(state):
+        state = replace(state, holder=e.pid)
     details = {"pid": e.pid, "grants": sorted(p.grants)}
     return state, [Audit("session.participant_resumed", details)]
 
@@ -356,9 +406,11 @@ def _consent_requested(state: SessionState, e: ConsentRequested) -> _Step:
         raise InvalidTransition(f"{perm} is already held or pending for {e.pid!r}", pid=e.pid)
     if perm is not VIEW and VIEW not in p.grants:
         raise InvalidTransition(f"{perm} needs VIEW consent first", pid=e.pid)
-    p = replace(p, requested=p.requested | {perm})
+    reasons = (*((q, why) for q, why in p.reasons if q is not perm), (perm, e.reason))
+    p = replace(p, requested=p.requested | {perm}, reasons=reasons)
     state = _put(state, p)
-    audit = Audit("session.consent_requested", {"pid": e.pid, "permission": perm})
+    details = {"pid": e.pid, "permission": perm, "reason": e.reason}
+    audit = Audit("session.consent_requested", details)
     return state, [audit, *_ask(state, p, perm)]
 
 
@@ -371,8 +423,9 @@ def _consent_granted(state: SessionState, e: ConsentGranted) -> _Step:
     if perm is CONTROL and holder is not None:
         state, fx = _take(state, holder, CONTROL, "moved")
         fx.append(Notify(holder, "control_moved", CONTROL))
-    state = _put(state, replace(p, grants=p.grants | {perm}, requested=p.requested - {perm}))
+    state = _put(state, replace(_unask(p, frozenset({perm})), grants=p.grants | {perm}))
     if perm is CONTROL:
+        state = replace(state, holder=e.pid)  # whoever drives has the session in hand
         fx.append(Audit("session.control_granted", {"pid": e.pid, "by": e.by}))
     else:
         details = {"pid": e.pid, "permission": perm, "by": e.by}
@@ -384,7 +437,7 @@ def _consent_refused(state: SessionState, e: ConsentRefused) -> _Step:
     p, perm = _get(state, e.pid), e.permission
     if perm not in p.requested:
         raise InvalidTransition(f"{e.pid!r} did not request {perm}", pid=e.pid)
-    state = _put(state, replace(p, requested=p.requested - {perm}))
+    state = _put(state, _unask(p, frozenset({perm})))
     audit = Audit("session.consent_refused", {"pid": e.pid, "permission": perm, "by": e.by})
     return state, [audit, Notify(e.pid, "consent_refused", perm)]
 
@@ -492,6 +545,10 @@ def apply(state: SessionState, event: Event, *, resume_window: timedelta) -> Tra
         effects.append(NewEpoch(new.epoch, event.kind))
     if new.phase is not state.phase:
         effects.append(StateChanged(new.phase))
+    if new.holder != state.holder:
+        holder = new.participant(new.holder) if new.holder is not None else None
+        name, level = (holder.display_name, holder.level) if holder else (None, None)
+        effects.append(NewHolder(new.holder, name, level))
     return Transition(new, tuple(effects))
 
 

@@ -36,6 +36,12 @@ class Participant:
     disconnected_at: datetime | None = None
     grants: frozenset[Permission] = frozenset()
     requested: frozenset[Permission] = frozenset()
+    reasons: tuple[tuple[Permission, str], ...] = ()
+    """Why each pending request was made, as the engineer said it (shown to the customer)."""
+
+    def reason_for(self, permission: Permission) -> str:
+        """The reason given for the pending request of ``permission`` ("" if none)."""
+        return next((why for perm, why in self.reasons if perm is permission), "")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class SessionState:
     participants: tuple[Participant, ...] = ()
     epoch: int = 0
     invitations: tuple[Invitation, ...] = ()
+    holder: ParticipantId | None = None
+    """The engineer who has the session in hand, named to the customer (machine rule 7)."""
 
     @classmethod
     def new(cls, session_id: SessionId, case_number: CaseNumber) -> SessionState:

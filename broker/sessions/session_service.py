@@ -1,5 +1,9 @@
 """Sessions on cases: creation with a join code, the customer's join, queue, invite, end.
 
+An invitation names one engineer or a level. It shows in the invitees' queue until one of them
+joins the session, which accepts it (audited) and hands the session over to them: the session's
+holder, the engineer the customer's status check names, follows the relay's state machine.
+
 Join codes are stored only as an HMAC under a per-installation pepper, so logs, exports and the
 sessions table never show a usable code (the pepper lives in the same database file, so a thief
 of the whole file could still search the code space offline within the code's minutes). Every
@@ -12,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from broker.appkeys import Clock
@@ -23,6 +27,7 @@ from broker.errors import CodeRejected, Conflict, NotFound, RateLimited, Validat
 from broker.metrics import Metrics
 from broker.sessions import cases, codes
 from broker.sessions.case_service import CaseService
+from broker.sessions.machine import NewHolder
 from broker.settings import Settings
 from broker.store.records import Invitation, QueueEntry, SessionRecord
 from broker.store.sqlite import SQLiteStore
@@ -144,6 +149,10 @@ class SessionService:
                 code_expires_at=now + self._settings.code_ttl,
                 code_used_at=None,
                 state="waiting",
+                # Whoever opens a session has it in hand until someone else takes it over.
+                holder_user=principal.name,
+                holder_display=principal.display_name,
+                holder_level=principal.level,
             )
             await self._store.insert_session(session)
             await self._audit.record(
@@ -328,7 +337,7 @@ class SessionService:
             reason=reason,
         )
         async with self._store.transaction():
-            await self._store.add_invitation(invitation)
+            invitation = replace(invitation, id=await self._store.add_invitation(invitation))
             await self._audit.record(
                 principal.actor(addr),
                 "session.invited",
@@ -345,6 +354,61 @@ class SessionService:
 
     async def invitations(self, session_id: str) -> list[Invitation]:
         return await self._store.list_invitations(session_id)
+
+    async def open_invitations(self, session_ids: list[str]) -> dict[str, list[Invitation]]:
+        """Per session, the invitations nobody has accepted yet (for the queue)."""
+        found: dict[str, list[Invitation]] = {}
+        for invitation in await self._store.open_invitations(session_ids):
+            found.setdefault(invitation.session_id, []).append(invitation)
+        return found
+
+    async def accept_invitations(
+        self, session_id: str, principal: StaffPrincipal, addr: str | None
+    ) -> list[Invitation]:
+        """An engineer joins the session: accept every open invitation that names them or
+        their level, each audited once (two joining at once cannot both accept one).
+
+        Returns:
+            The invitations this join accepted (empty: the engineer came uninvited).
+        """
+        now = self._clock()
+        session = await self.get(session_id)
+        accepted = []
+        async with self._store.transaction():
+            for invitation in await self._store.open_invitations([session_id]):
+                if invitation.target_user not in (None, principal.name):
+                    continue
+                if invitation.target_level not in (None, principal.level):
+                    continue
+                assert invitation.id is not None
+                if not await self._store.accept_invitation(invitation.id, now, principal.name):
+                    continue
+                accepted.append(invitation)
+                await self._audit.record(
+                    principal.actor(addr),
+                    "session.invitation_accepted",
+                    at=now,
+                    case_number=session.case_number,
+                    session_id=session_id,
+                    details={
+                        "invitation": invitation.id,
+                        "invited_by": invitation.by_user,
+                        "target_user": invitation.target_user,
+                        "target_level": invitation.target_level,
+                        "reason": invitation.reason,
+                    },
+                )
+        return accepted
+
+    async def set_holder(self, session_id: str, change: NewHolder) -> None:
+        """Record who has the session in hand, as the relay's state machine decided."""
+        async with self._store.transaction():
+            await self._store.set_session_holder(
+                session_id,
+                change.pid,
+                change.display_name,
+                change.level.value if change.level else None,
+            )
 
     async def end(self, session_id: str, actor: Actor, reason: str) -> SessionRecord:
         session = await self.get(session_id)

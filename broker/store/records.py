@@ -152,6 +152,19 @@ class SessionRecord:
     state: str
     ended_at: datetime | None = None
     end_reason: str | None = None
+    holder_user: str | None = None
+    holder_display: str | None = None
+    holder_level: str | None = None
+
+    def holder_json(self) -> dict[str, Any] | None:
+        """Who has the session in hand now, or None while nobody does."""
+        if self.holder_user is None:
+            return None
+        return {
+            "user": self.holder_user,
+            "display_name": self.holder_display,
+            "level": self.holder_level,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,6 +172,7 @@ class SessionRecord:
             "case_number": self.case_number,
             "created_by": self.created_by,
             "engineer": {"display_name": self.engineer_display, "level": self.engineer_level},
+            "holder": self.holder_json(),
             "created_at": iso(self.created_at),
             "code_expires_at": iso(self.code_expires_at),
             "code_used": self.code_used_at is not None,
@@ -199,6 +213,21 @@ class Invitation:
     target_user: str | None
     target_level: str | None
     reason: str
+    id: int | None = None
+    accepted_at: datetime | None = None
+    accepted_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": iso(self.at),
+            "by": self.by_user,
+            "user": self.target_user,
+            "level": self.target_level,
+            "reason": self.reason,
+            "accepted_at": iso(self.accepted_at) if self.accepted_at else None,
+            "accepted_by": self.accepted_by,
+        }
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     code_used_at      TEXT,
     state             TEXT NOT NULL,
     ended_at          TEXT,
-    end_reason        TEXT
+    end_reason        TEXT,
+    -- Who has the session in hand now (the creator at first; hand-overs move it; NULL while
+    -- nobody does). The customer's status check names this engineer, never one who left.
+    holder_user       TEXT,
+    holder_display    TEXT,
+    holder_level      TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_case ON sessions (case_number);
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
@@ -101,8 +106,12 @@ CREATE TABLE IF NOT EXISTS invitations (
     by_user       TEXT NOT NULL,
     target_user   TEXT,
     target_level  TEXT,
-    reason        TEXT NOT NULL
+    reason        TEXT NOT NULL,
+    -- Set when an invitee (the user, or anyone of the level) joins the session.
+    accepted_at   TEXT,
+    accepted_by   TEXT
 );
+CREATE INDEX IF NOT EXISTS invitations_session ON invitations (session_id);
 
 CREATE TABLE IF NOT EXISTS audit_events (
     seq          INTEGER PRIMARY KEY,

@@ -59,8 +59,21 @@ _CASE_COLUMNS_ADDED = {
 """Case columns newer than the first schema, added to an older database file when it opens."""
 _SESSION_COLUMNS = (
     "id, case_number, created_by, engineer_display, engineer_level, created_at, code_hash, "
-    "code_expires_at, code_used_at, state, ended_at, end_reason"
+    "code_expires_at, code_used_at, state, ended_at, end_reason, holder_user, holder_display, "
+    "holder_level"
 )
+_COLUMNS_ADDED = {
+    "cases": _CASE_COLUMNS_ADDED,
+    "sessions": {"holder_user": "TEXT", "holder_display": "TEXT", "holder_level": "TEXT"},
+    "invitations": {"accepted_at": "TEXT", "accepted_by": "TEXT"},
+}
+"""Per table, the columns newer than the first schema."""
+_BACKFILL = {
+    # Before hand-overs were recorded, the session's engineer was always its creator.
+    "holder_user": "UPDATE sessions SET holder_user = created_by, "
+    "holder_display = engineer_display, holder_level = engineer_level",
+}
+"""What a column just added to an older file starts as, where NULL would say the wrong thing."""
 _AUDIT_COLUMNS = (
     "seq, at, actor, actor_role, client_addr, action, case_number, session_id, details, "
     "prev_hash, hash"
@@ -148,6 +161,23 @@ def _session(row: sqlite3.Row) -> SessionRecord:
         state=row["state"],
         ended_at=parse_iso(row["ended_at"]),
         end_reason=row["end_reason"],
+        holder_user=row["holder_user"],
+        holder_display=row["holder_display"],
+        holder_level=row["holder_level"],
+    )
+
+
+def _invitation(row: sqlite3.Row) -> Invitation:
+    return Invitation(
+        session_id=row["session_id"],
+        at=datetime.fromisoformat(row["at"]),
+        by_user=row["by_user"],
+        target_user=row["target_user"],
+        target_level=row["target_level"],
+        reason=row["reason"],
+        id=row["id"],
+        accepted_at=parse_iso(row["accepted_at"]),
+        accepted_by=row["accepted_by"],
     )
 
 
@@ -167,16 +197,20 @@ def _stored_row(row: sqlite3.Row) -> StoredRow:
     )
 
 
-async def _add_case_columns(conn: aiosqlite.Connection) -> None:
-    """Give a ``cases`` table made by an older broker the columns added since (before the
-    schema script, whose indexes may use them); a new file gets them from the script."""
-    async with conn.execute("PRAGMA table_info(cases)") as cur:
-        have = {row["name"] for row in await cur.fetchall()}
-    if not have:
-        return
-    for name, kind in _CASE_COLUMNS_ADDED.items():
-        if name not in have:
-            await conn.execute(f"ALTER TABLE cases ADD COLUMN {name} {kind}")
+async def _add_columns(conn: aiosqlite.Connection) -> None:
+    """Give tables made by an older broker the columns added since (before the schema script,
+    whose indexes may use them); a new file gets them from the script."""
+    for table, columns in _COLUMNS_ADDED.items():
+        async with conn.execute(f"PRAGMA table_info({table})") as cur:
+            have = {row["name"] for row in await cur.fetchall()}
+        if not have:
+            continue
+        added = [name for name in columns if name not in have]
+        for name in added:
+            await conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
+        for name in added:
+            if name in _BACKFILL:
+                await conn.execute(_BACKFILL[name])
 
 
 class SQLiteStore:
@@ -196,7 +230,7 @@ class SQLiteStore:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
-        await _add_case_columns(conn)
+        await _add_columns(conn)
         schema = resources.files("broker.store").joinpath("schema.sql").read_text()
         await conn.executescript(schema)
         async with conn.execute("SELECT version FROM schema_version") as cur:
@@ -348,6 +382,16 @@ class SQLiteStore:
             (key.kid, key.private_pem, iso(key.created_at), None),
         )
 
+    async def signing_key_ids(self) -> frozenset[str]:
+        rows = await self._all("SELECT kid FROM signing_keys")
+        return frozenset(row["kid"] for row in rows)
+
+    async def delete_signing_key(self, kid: str) -> None:
+        """Revocation: the key goes, private half included, so nothing verifies with it."""
+        cur = await self._write("DELETE FROM signing_keys WHERE kid = ?", (kid,))
+        if cur.rowcount == 0:
+            raise NotFound(f"no signing key {kid!r}")
+
     async def retire_signing_key(self, kid: str, at: datetime) -> None:
         await self._write(
             "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
@@ -491,7 +535,7 @@ class SQLiteStore:
 
     async def insert_session(self, session: SessionRecord) -> None:
         await self._write(
-            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
             (
                 session.id,
                 session.case_number,
@@ -505,6 +549,9 @@ class SQLiteStore:
                 session.state,
                 None,
                 None,
+                session.holder_user,
+                session.holder_display,
+                session.holder_level,
             ),
         )
 
@@ -543,6 +590,16 @@ class SQLiteStore:
             (state, iso(ended_at) if ended_at else None, end_reason, session_id),
         )
 
+    async def set_session_holder(
+        self, session_id: str, user: str | None, display: str | None, level: str | None
+    ) -> None:
+        """Record who has the session in hand now (all None: nobody)."""
+        await self._write(
+            "UPDATE sessions SET holder_user = ?, holder_display = ?, holder_level = ? "
+            "WHERE id = ?",
+            (user, display, level, session_id),
+        )
+
     async def list_sessions_for_case(self, number: str) -> list[SessionRecord]:
         rows = await self._all(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE case_number = ? ORDER BY created_at",
@@ -567,8 +624,9 @@ class SQLiteStore:
             entries.append(QueueEntry(session=_session(row), case=_case(case_row)))  # type: ignore[arg-type]
         return entries
 
-    async def add_invitation(self, invitation: Invitation) -> None:
-        await self._write(
+    async def add_invitation(self, invitation: Invitation) -> int:
+        """Store an invitation; returns its id."""
+        cur = await self._write(
             "INSERT INTO invitations (session_id, at, by_user, target_user, target_level, reason) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -580,22 +638,34 @@ class SQLiteStore:
                 invitation.reason,
             ),
         )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
     async def list_invitations(self, session_id: str) -> list[Invitation]:
         rows = await self._all(
             "SELECT * FROM invitations WHERE session_id = ? ORDER BY id", (session_id,)
         )
-        return [
-            Invitation(
-                session_id=row["session_id"],
-                at=datetime.fromisoformat(row["at"]),
-                by_user=row["by_user"],
-                target_user=row["target_user"],
-                target_level=row["target_level"],
-                reason=row["reason"],
-            )
-            for row in rows
-        ]
+        return [_invitation(row) for row in rows]
+
+    async def open_invitations(self, session_ids: Sequence[str]) -> list[Invitation]:
+        """Invitations to these sessions that nobody has accepted yet, oldest first."""
+        if not session_ids:
+            return []
+        rows = await self._all(
+            f"SELECT * FROM invitations WHERE session_id IN ({', '.join('?' * len(session_ids))})"
+            " AND accepted_at IS NULL ORDER BY id",
+            list(session_ids),
+        )
+        return [_invitation(row) for row in rows]
+
+    async def accept_invitation(self, invitation_id: int, at: datetime, by_user: str) -> bool:
+        """Mark an invitation accepted; False if someone accepted it first."""
+        cur = await self._write(
+            "UPDATE invitations SET accepted_at = ?, accepted_by = ? "
+            "WHERE id = ? AND accepted_at IS NULL",
+            (iso(at), by_user, invitation_id),
+        )
+        return cur.rowcount == 1
 
     # --- audit ----------------------------------------------------------------------------
 

@@ -322,7 +322,7 @@ def test_tick_with_nothing_to_expire_changes_nothing() -> None:
 
 def test_control_request_asks_the_customer() -> None:
     tr = run(observing(A), ConsentRequested(A, CONTROL, at=t(1)))
-    assert audit(tr, "session.consent_requested") == {"pid": A, "permission": CONTROL}
+    assert audit(tr, "session.consent_requested") == {"pid": A, "permission": CONTROL, "reason": ""}
     assert of(tr, AskCustomer) == [AskCustomer(A, "Alice", Level.L1, CONTROL)]
 
 
@@ -571,3 +571,100 @@ def test_tick_after_end_is_a_no_op() -> None:
     # A disconnected engineer is not dropped any more: an ended session is only a record.
     ended = run(observing(A), EngineerDisconnected(A, at=t(1)), Ended(by="x", reason="y", at=t(2)))
     assert run(ended.state, Tick(at=t(10_000))) == Transition(ended.state, ())
+
+
+# The reason given for a request: audited, carried to the customer, kept while pending
+
+
+def test_the_reason_is_audited_and_asked_with() -> None:
+    why = "to reinstall the printer driver"
+    tr = run(observing(A), ConsentRequested(A, CONTROL, why, at=t(1)))
+    assert audit(tr, "session.consent_requested")["reason"] == why
+    assert of(tr, AskCustomer) == [AskCustomer(A, "Alice", Level.L1, CONTROL, why)]
+    p = tr.state.participant(A)
+    assert p is not None and p.reason_for(CONTROL) == why and p.reason_for(VIEW) == ""
+
+
+def test_the_reason_is_asked_again_when_the_agent_comes_back() -> None:
+    state = run(observing(A), ConsentRequested(A, CONTROL, "open the settings", at=t(1))).state
+    state = run(state, AgentDisconnected(at=t(2))).state
+    tr = run(state, AgentConnected(at=t(3)))
+    assert of(tr, AskCustomer) == [AskCustomer(A, "Alice", Level.L1, CONTROL, "open the settings")]
+
+
+@pytest.mark.parametrize("answer", ["grant", "refuse", "revoke"])
+def test_an_answered_request_forgets_its_reason(answer: str) -> None:
+    state = run(observing(A), ConsentRequested(A, CONTROL, "first reason", at=t(1))).state
+    settle: Event = {
+        "grant": grant(A, CONTROL, 2),
+        "refuse": ConsentRefused(A, CONTROL, "customer", at=t(2)),
+        "revoke": ConsentRevoked(A, CONTROL, "customer", at=t(2)),
+    }[answer]
+    state = run(state, settle).state
+    p = state.participant(A)
+    assert p is not None and p.reasons == ()
+    if answer == "grant":
+        state = run(state, m.Released(A, CONTROL, at=t(3))).state
+    tr = run(state, ConsentRequested(A, CONTROL, at=t(4)))
+    assert of(tr, AskCustomer) == [AskCustomer(A, "Alice", Level.L1, CONTROL, "")]
+
+
+@pytest.mark.parametrize(
+    ("reason", "problem"),
+    [("x" * 201, "too long"), ("two\nlines", "printable"), ("bidi \u202e", "printable")],
+)
+def test_a_reason_must_be_one_short_printable_line(reason: str, problem: str) -> None:
+    with pytest.raises(ValidationFailed, match=problem):
+        ConsentRequested(A, CONTROL, reason, at=t(1))
+    assert ConsentRequested(A, CONTROL, "x" * 200, at=t(1)).reason == "x" * 200
+
+
+# The holder: who has the session in hand (named to the customer)
+
+
+def holder(tr: Transition) -> list[m.NewHolder]:
+    return [e for e in tr.effects if isinstance(e, m.NewHolder)]
+
+
+def test_the_first_engineer_holds_and_a_second_does_not_take_it() -> None:
+    tr = run(pending(), join(A))
+    assert tr.state.holder == A and holder(tr) == [m.NewHolder(A, "Alice", Level.L1)]
+    tr = run(tr.state, join(B, 1))
+    assert tr.state.holder == A and holder(tr) == []
+
+
+def test_an_invited_engineer_takes_it_over_on_joining() -> None:
+    state = observing(A)
+    tr = run(state, EngineerJoined(B, "Bob", Level.L3, invited=True, at=t(1)))
+    assert tr.state.holder == B and holder(tr) == [m.NewHolder(B, "Bob", Level.L3)]
+
+
+def test_control_makes_the_holder() -> None:
+    state = observing(A, B)
+    assert state.holder == A
+    tr = run(state, ConsentRequested(B, CONTROL, at=t(1)), grant(B, CONTROL, 2))
+    assert tr.state.holder == B and holder(tr) == [m.NewHolder(B, "Bob", Level.L1)]
+
+
+def test_when_the_holder_leaves_the_next_connected_engineer_holds() -> None:
+    state = observing(A, B, ParticipantId("carol"))
+    state = run(state, EngineerDisconnected(B, at=t(1))).state
+    tr = run(state, EngineerLeft(A, at=t(2)))
+    assert tr.state.holder == "carol"  # bob is away: the next one still here
+    tr = run(tr.state, EngineerLeft(ParticipantId("carol"), at=t(3)))
+    assert tr.state.holder is None and holder(tr) == [m.NewHolder(None, None, None)]
+    tr = run(tr.state, EngineerReconnected(B, at=t(4)))
+    assert tr.state.holder == B
+
+
+def test_a_dropped_holder_hands_over_and_an_away_holder_keeps_it() -> None:
+    state = observing(A, B)
+    tr = run(state, EngineerDisconnected(A, at=t(1)))
+    assert tr.state.holder == A and holder(tr) == []  # may come back within the window
+    tr = run(tr.state, Tick(at=t(40)))
+    assert tr.state.holder == B and holder(tr) == [m.NewHolder(B, "Bob", Level.L1)]
+
+
+def test_the_holder_stays_named_after_the_end() -> None:
+    tr = run(observing(A), Ended(by="customer", reason="done", at=t(1)))
+    assert tr.state.holder == A and holder(tr) == []

@@ -210,6 +210,11 @@ class SessionWalk(RuleBasedStateMachine):
         self.send(EngineerJoined(pid, pid.title(), Level.L2, at=self.at(dt)))
 
     @rule(pick=picks, dt=steps)
+    def join_on_invitation(self, pick: int, dt: int) -> None:
+        pid = ALL_PIDS[pick % len(ALL_PIDS)]
+        self.send(EngineerJoined(pid, pid.title(), Level.L3, invited=True, at=self.at(dt)))
+
+    @rule(pick=picks, dt=steps)
     def leave(self, pick: int, dt: int) -> None:
         self.send(EngineerLeft(self.who(pick), at=self.at(dt)))
 
@@ -223,7 +228,7 @@ class SessionWalk(RuleBasedStateMachine):
 
     @rule(pick=picks, perm=perms, dt=steps)
     def request(self, pick: int, perm: Permission, dt: int) -> None:
-        self.send(ConsentRequested(self.who(pick), perm, at=self.at(dt)))
+        self.send(ConsentRequested(self.who(pick), perm, f"why {pick}", at=self.at(dt)))
 
     @rule(pick=picks, perm=perms, dt=steps)
     def release(self, pick: int, perm: Permission, dt: int) -> None:
@@ -273,6 +278,19 @@ class SessionWalk(RuleBasedStateMachine):
                 assert (pid, VIEW) in self.given
                 assert s.agent_connected and not s.paused and not s.ended
         assert frames_allowed(s) == any(may_receive_frames(s, pid) for pid in ALL_PIDS)
+
+    @invariant()
+    def the_holder_is_here_and_someone_holds_while_anyone_is(self) -> None:
+        s = self.state
+        assert s.holder is None or s.participant(s.holder) is not None
+        if any(p.connected for p in s.participants):
+            assert s.holder is not None
+
+    @invariant()
+    def reasons_only_for_pending_requests(self) -> None:
+        for p in self.state.participants:
+            asked = [perm for perm, _ in p.reasons]
+            assert len(asked) == len(set(asked)) and set(asked) <= p.requested
 
     @invariant()
     def phase_matches_the_data(self) -> None:

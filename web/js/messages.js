@@ -72,6 +72,36 @@ const listOf = (item, lo, hi) => (where, value) => {
   return value.map((element, i) => item(`${where}[${i}]`, element));
 };
 
+// As Python's str.isprintable: no control, format, surrogate, private-use or unassigned code
+// points, and no separator but the plain space (rsb_protocol/messages.py, _printable).
+const NOT_PRINTABLE = /[\p{C}\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
+
+const printable = (lo, hi) => {
+  const inner = string(lo, hi);
+  return (where, value) => {
+    inner(where, value);
+    if (NOT_PRINTABLE.test(value)) throw invalid(`${where}: control or format characters are not allowed`);
+    return value;
+  };
+};
+
+/**
+ * Free text made safe to show as one line, as rsb_protocol.messages.clean_text: whitespace runs
+ * become one space, other control and format characters go, the ends are trimmed, and the
+ * result is cut to `limit` characters.
+ */
+export function cleanText(text, limit) {
+  const kept = [...String(text)]
+    .map((ch) => (/\s/u.test(ch) ? " " : ch))
+    .filter((ch) => ch === " " || !NOT_PRINTABLE.test(ch))
+    .join("");
+  // Cut by code point, as Python does: a cut between the halves of a surrogate pair would leave
+  // text that is not valid Unicode.
+  return [...kept.split(" ").filter(Boolean).join(" ")].slice(0, limit).join("").trimEnd();
+}
+
+export const CONSENT_REASON_MAX = 200;
+
 const nullable = (inner) => (where, value) => (value === null ? null : inner(where, value));
 
 const base64 = (lo, hi) => (where, value) => {
@@ -129,6 +159,7 @@ const SCHEMAS = {
     ["case_number", name, REQUIRED],
     ["organisation", name, REQUIRED],
     ["recorded", bool, REQUIRED],
+    ["reason", printable(0, CONSENT_REASON_MAX), ""],
   ],
   consent_grant: [["request_id", ident, REQUIRED], ["slot", u16, REQUIRED], ["permission", permission, REQUIRED]],
   consent_refuse: [
