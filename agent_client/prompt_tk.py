@@ -21,7 +21,6 @@ from agent_client.consent import PendingRequest
 from agent_client.prompt import (
     Banner,
     Command,
-    Language,
     PromptUnavailable,
     Question,
     QuestionQueue,
@@ -51,9 +50,8 @@ def tk_available() -> bool:
 class TkPrompt:
     """Allow/Deny for each question; Pause/resume, Take back control, Stop viewing, End."""
 
-    def __init__(self, title: str = "Remote support", language: Language = "en") -> None:
+    def __init__(self, title: str = "Remote support") -> None:
         self._title = title
-        self._language = language
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -102,8 +100,7 @@ class TkPrompt:
             self._loop.call_soon_threadsafe(call)
 
     def _present(self, question: Question | None) -> None:
-        waiting = "No question is waiting."
-        text = "\n".join(describe(question, self._language)) if question else waiting
+        text = "\n".join(describe(question)) if question else "No question is waiting."
         state = "normal" if question else "disabled"
 
         def show() -> None:

@@ -23,6 +23,8 @@ CLOSE_REASONS: dict[int, str] = {
     4003: "the agent token was refused (expired, or for another session)",
     4004: "not allowed",
     4005: "origin refused",
+    4006: "access to this session was withdrawn",
+    4007: "the agent token expired",
     4009: "a message was too large",
     4029: "too many messages; slowing down",
     4100: "not allowed in the session's current state",

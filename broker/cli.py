@@ -27,6 +27,7 @@ from broker.audit.checkpoint import Anchor, AnchorError
 from broker.audit.log import Actor
 from broker.errors import BrokerError
 from broker.event_loop import EVENT_LOOPS, EventLoopUnavailable, loop_factory
+from broker.relay.hub import RECONCILE_SECONDS
 from broker.services import Services, ensure_demo_users, open_services
 from broker.settings import Settings, SettingsError
 from broker.types import Role
@@ -189,7 +190,10 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 def cmd_users_disable(args: argparse.Namespace) -> int:
     async def body(services: Services) -> int:
         await services.auth.set_disabled(args.name, True, _cli_actor())
-        print(f"disabled {args.name}")
+        print(
+            f"disabled {args.name}; a running broker closes their live connections within "
+            f"{RECONCILE_SECONDS:g} s"
+        )
         return 0
 
     return asyncio.run(_with_services(_settings(args), body))
@@ -204,6 +208,35 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         print(f"new signing key {kid}; older keys verify existing tokens until they expire")
         audit_kid = await services.audit.rotate_key(_cli_actor(), utc_now())
         print(f"new audit key {audit_kid}; older checkpoints and anchors still verify")
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        records = await services.store.list_signing_keys()
+        signing = [r for r in records if r.retired_at is None]
+        for record in records:
+            if record.retired_at is None:
+                state = "signing" if record is signing[-1] else "active"
+            else:
+                state = f"retired {record.retired_at.isoformat(timespec='seconds')}"
+            print(f"{record.kid}\t{record.created_at.isoformat(timespec='seconds')}\t{state}")
+        return 0
+
+    return asyncio.run(_with_services(_settings(args), body))
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    async def body(services: Services) -> int:
+        rotated = await services.auth.revoke_key(args.kid, _cli_actor())
+        if rotated:
+            print(f"it was the signing key: new tokens are now signed by {rotated}")
+        print(
+            f"revoked signing key {args.kid}: tokens it signed are refused, and a running "
+            f"broker closes their live connections within {RECONCILE_SECONDS:g} s"
+        )
         return 0
 
     return asyncio.run(_with_services(_settings(args), body))
@@ -340,6 +373,18 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("rotate", parents=[common], help="start signing with a new key").set_defaults(
         func=cmd_keys_rotate
     )
+    keys.add_parser("list", parents=[common], help="list signing keys").set_defaults(
+        func=cmd_keys_list
+    )
+    revoke = keys.add_parser(
+        "revoke",
+        parents=[common],
+        help="delete a signing key: its tokens stop working and their connections close",
+    )
+    revoke.add_argument(
+        "kid", help='the key id, as rsb keys list shows it (one starting with "-" goes after --)'
+    )
+    revoke.set_defaults(func=cmd_keys_revoke)
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", required=True

@@ -16,7 +16,9 @@ Tree::
     ├── AuthError                 401  4001
     │   ├── InvalidCredentials    401  4001
     │   └── InvalidToken          401  4003
-    │       └── UnknownSigningKey
+    │       ├── UnknownSigningKey
+    │       ├── AccessRevoked     401  4006   (user disabled or key revoked while connected)
+    │       └── TokenExpired      401  4007   (a live connection's token ran out)
     ├── Forbidden                 403  4004
     │   ├── ConfirmWindowClosed   403  4004   (customer confirm after the session's window)
     │   └── OriginRejected        403  4005
@@ -48,6 +50,8 @@ class CloseCode(IntEnum):
     INVALID_TOKEN = 4003
     FORBIDDEN = 4004
     ORIGIN_REJECTED = 4005
+    ACCESS_REVOKED = 4006
+    TOKEN_EXPIRED = 4007
     MESSAGE_TOO_BIG = 4009
     RATE_LIMITED = 4029
     BAD_MESSAGE = 4400
@@ -69,6 +73,8 @@ CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
     CloseCode.INVALID_TOKEN: "token missing, malformed, expired or for another session",
     CloseCode.FORBIDDEN: "your role or consent does not allow this",
     CloseCode.ORIGIN_REJECTED: "Origin header not in the allow-list",
+    CloseCode.ACCESS_REVOKED: "access withdrawn: user disabled or signing key revoked",
+    CloseCode.TOKEN_EXPIRED: "the connection's token expired; log in or join again",
     CloseCode.MESSAGE_TOO_BIG: "message larger than the limit for this role",
     CloseCode.RATE_LIMITED: "too many messages",
     CloseCode.BAD_MESSAGE: "malformed message",
@@ -152,6 +158,22 @@ class InvalidToken(AuthError):
 
 class UnknownSigningKey(InvalidToken):
     """Signed by a key this process does not know: maybe rotated in by another process."""
+
+
+class AccessRevoked(InvalidToken):
+    """The connection's user was disabled, or its token's signing key revoked, while it was
+    being opened or was open (``Hub.revoke``; docs/security.md, "Ending live connections")."""
+
+    close_code = CloseCode.ACCESS_REVOKED
+    code = "access_revoked"
+
+
+class TokenExpired(InvalidToken):
+    """A live connection reached its token's expiry (``Hub.tick``): a WebSocket is
+    authenticated once, so it is closed rather than allowed to outlive the token."""
+
+    close_code = CloseCode.TOKEN_EXPIRED
+    code = "token_expired"
 
 
 class Forbidden(BrokerError):

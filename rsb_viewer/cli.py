@@ -31,7 +31,7 @@ from rsb_viewer.session import ViewerError
 
 EXIT_OK, EXIT_USAGE, EXIT_CONNECTION = 0, 2, 3
 DEFAULT_BROKER = "http://127.0.0.1:8080"
-AUTH_CLOSE_CODES = frozenset({4001, 4003, 4004, 4005, 4404})
+AUTH_CLOSE_CODES = frozenset({4001, 4003, 4004, 4005, 4006, 4007, 4404})
 """Close codes that mean "not you, or not this session": retrying the network will not help."""
 AUTH_HTTP_STATUSES = frozenset({400, 401, 403, 404, 429})
 SESSION_ENDED = 4103

@@ -55,6 +55,8 @@ CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
     4003: "token missing, malformed, expired or for another session",
     4004: "your role or the customer's consent does not allow this",
     4005: "Origin not allowed",
+    4006: "access revoked: your account was disabled or the token's signing key revoked",
+    4007: "your token expired: log in again",
     4009: "message too large",
     4029: "too many messages",
     4100: "not allowed in the session's current state",

@@ -109,7 +109,7 @@ ROUTES = [
         "POST",
         "/api/v1/users/{name}/disable",
         disable_user,
-        "Disable a staff user (their tokens stop working at once)",
+        "Disable a staff user (their tokens stop working and their live connections close at once)",
         errors=(401, 403, 404),
         tags=("users",),
     ),

@@ -4,13 +4,18 @@ The keyring lives in the store so every broker process and the CLI share it. Rot
 new signing key; older keys keep verifying the tokens they signed until those expire, so a
 rotation logs nobody out. A process that meets an unknown ``kid`` reloads the keyring once,
 which picks up a rotation done by ``rsb keys rotate`` while the server runs.
+
+Disabling a user and revoking a key also end live connections: this process's listeners
+(the relay hub) are told at once; a broker in another process notices within the hub's
+reconcile interval by comparing with the store (``enabled_users``, ``live_signing_keys``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -19,6 +24,7 @@ from broker.audit.log import Actor, AuditLog
 from broker.auth import passwords, tokens
 from broker.auth.kdf import KdfPool
 from broker.auth.ratelimit import Refused, SlidingWindowLimiter
+from broker.auth.revocation import Credential, Revocation
 from broker.auth.roles import Action, Policy
 from broker.errors import (
     Conflict,
@@ -39,11 +45,17 @@ from broker.types import ROLE_LEVEL, Role
 NAME_PATTERN = r"^[a-z][a-z0-9._-]{1,39}$"
 
 
+RevocationListener = Callable[[Revocation, Actor], Awaitable[int]]
+"""Told of a revocation after it is committed; returns how many connections it closed."""
+
+
 @dataclass(frozen=True)
 class StaffPrincipal:
     name: str
     display_name: str
     role: Role
+    credential: Credential | None = field(default=None, compare=False)
+    """The token this principal came from (None at login, which has no token yet)."""
 
     @property
     def level(self) -> str | None:
@@ -61,6 +73,7 @@ class SessionPrincipal:
     kind: Literal["customer", "agent"]
     session_id: str
     case_number: str
+    credential: Credential | None = field(default=None, compare=False)
 
     def actor(self, client_addr: str | None) -> Actor:
         return Actor(f"{self.kind}:{self.session_id}", self.kind, client_addr)
@@ -86,6 +99,7 @@ class AuthService:
             {k: list(v) for k, v in settings.permissions.items()}
         )
         self._keyring: tokens.Keyring | None = None
+        self._revocation_listeners: list[RevocationListener] = []
         self._reload_lock = asyncio.Lock()
         self._login_limiter = SlidingWindowLimiter(
             limit=settings.login_attempts_per_address,
@@ -122,6 +136,56 @@ class AuthService:
 
     async def keyring(self) -> tokens.Keyring:
         return self._keyring or await self.load_keyring()
+
+    def on_revocation(self, listener: RevocationListener) -> None:
+        """Call ``listener`` after each user disable and key revocation in this process."""
+        self._revocation_listeners.append(listener)
+
+    async def _revoked(self, revocation: Revocation, actor: Actor) -> int:
+        closed = 0
+        for listener in self._revocation_listeners:
+            closed += await listener(revocation, actor)
+        return closed
+
+    async def revoke_key(self, kid: str, actor: Actor) -> str | None:
+        """Delete a signing key: tokens it signed stop verifying, and their live connections
+        are closed (4006 ``access_revoked``).
+
+        The key that signs new tokens is first rotated out, so the broker is never left
+        without one. Unlike ``rotate_keys``, this logs people out: it is for a key that
+        leaked, not for routine rotation.
+
+        Returns:
+            The new signing key's id when the revoked key was the signing one, else None.
+
+        Raises:
+            NotFound: no such key (never was, or already revoked).
+        """
+        keys = {record.kid: record for record in await self._store.list_signing_keys()}
+        if kid not in keys:
+            raise NotFound(f"no signing key {kid!r}")
+        rotated = None
+        if keys[kid].retired_at is None:
+            rotated = await self.rotate_keys(actor)
+        async with self._store.transaction():
+            await self._store.delete_signing_key(kid)
+            details = {"kid": kid, "rotated_to": rotated} if rotated else {"kid": kid}
+            await self._audit.record(actor, "keys.revoked", at=self._clock(), details=details)
+        self._keyring = None
+        await self._revoked(Revocation("key_revoked", kid=kid), actor)
+        return rotated
+
+    async def live_signing_keys(self) -> frozenset[str]:
+        """The signing key ids in the store now; a cached keyring holding a key revoked by
+        another process (``rsb keys revoke``) is dropped, so its tokens stop verifying here."""
+        kids = await self._store.signing_key_ids()
+        if self._keyring is not None and any(k.kid not in kids for k in self._keyring.keys):
+            self._keyring = None
+        return kids
+
+    async def enabled_users(self, names: Collection[str]) -> frozenset[str]:
+        """Which of ``names`` are staff users that exist and are enabled (one query)."""
+        return await self._store.enabled_user_names(names) if names else frozenset()
 
     async def rotate_keys(self, actor: Actor) -> str:
         """Add a fresh signing key; retire keys older than the longest token lifetime."""
@@ -172,12 +236,21 @@ class AuthService:
             )
         return user
 
-    async def set_disabled(self, name: str, disabled: bool, actor: Actor) -> None:
+    async def set_disabled(self, name: str, disabled: bool, actor: Actor) -> int:
+        """Disable (or enable) a user; disabling closes their live connections at once.
+
+        Returns:
+            How many live connections this process closed (4006 ``access_revoked``). Enabling
+            again reopens nothing: the user logs in and joins anew.
+        """
         now = self._clock()
         async with self._store.transaction():
             await self._store.set_user_disabled(name, disabled)
             action = "user.disabled" if disabled else "user.enabled"
             await self._audit.record(actor, action, at=now, details={"user": name})
+        if not disabled:
+            return 0
+        return await self._revoked(Revocation("user_disabled", user=name), actor)
 
     async def list_users(self) -> list[UserRecord]:
         return await self._store.list_users()
@@ -246,7 +319,8 @@ class AuthService:
         user = await self._store.get_user(claims.subject)
         if user is None or user.disabled:
             raise InvalidToken("token's user no longer exists or is disabled")
-        return StaffPrincipal(user.name, user.display_name, Role(user.role))
+        credential = Credential(claims.kid, claims.expires_at, user.name)
+        return StaffPrincipal(user.name, user.display_name, Role(user.role), credential)
 
     async def session_principal(
         self, token: str, kind: Literal["customer", "agent"]
@@ -254,7 +328,8 @@ class AuthService:
         claims = await self._verify(token, kind)
         if claims.session_id is None or claims.case_number is None:
             raise InvalidToken("session token lacks its session")
-        return SessionPrincipal(kind, claims.session_id, claims.case_number)
+        credential = Credential(claims.kid, claims.expires_at)
+        return SessionPrincipal(kind, claims.session_id, claims.case_number, credential)
 
     async def issue_session_tokens(
         self, session_id: str, case_number: str

@@ -190,9 +190,19 @@ def _answer_error(peer: Peer, exc: BrokerError) -> None:
 
 async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
+    mark = hub.revocation_mark()
     party = await services.auth.session_principal(_token(request), "agent")
     room = await hub.room_for(party.session_id)
-    peer = Peer(ws, "agent", "agent", AGENT_SLOT, hub.limits, transport=request.transport)
+    peer = Peer(
+        ws,
+        "agent",
+        "agent",
+        AGENT_SLOT,
+        hub.limits,
+        transport=request.transport,
+        credential=party.credential,
+    )
+    hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
     previous = room.agent
     if previous is not None:
@@ -233,6 +243,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
             elif message.type is WSMsgType.ERROR:
                 break
     finally:
+        hub.forget(peer)
 
         async def gone() -> None:
             if room.agent is peer:
@@ -295,6 +306,8 @@ def _route_from_agent(room: Room, data: bytes) -> None:
 
 
 async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor) -> None:
+    if peer.closed:
+        return  # closed by the broker (e.g. its token revoked): nothing it says counts now
     now = room.now()
     try:
         match item:
@@ -375,6 +388,7 @@ async def _customer_decision(
 async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
     clock = request.app[CLOCK_KEY]
+    mark = hub.revocation_mark()
     principal = await services.auth.staff_principal(_token(request))
     services.auth.require(principal, Action.OBSERVE)
     room = await hub.room_for(request.match_info["session_id"])
@@ -389,7 +403,9 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         level=principal.level,
         role=principal.role.value,
         transport=request.transport,
+        credential=principal.credential,
     )
+    hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
     previous = room.viewers.get(slot)
     if previous is not None:
@@ -430,6 +446,10 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         limiter = Limiter("viewer")
         while True:
             message = await ws.receive()
+            if peer.closed and message.type in _PAYLOAD:
+                # The broker is closing this viewer (access revoked, token expired, replaced):
+                # whatever it still sends, input above all, is dropped until the close is done.
+                continue
             if message.type is WSMsgType.BINARY:
                 limiter.check_binary()
                 if not _route_from_viewer(room, peer, message.data):
@@ -452,6 +472,11 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                     leave_reason = "left"
                 break
     finally:
+        hub.forget(peer)
+        if peer.closing_code == CloseCode.ACCESS_REVOKED:
+            # Disabled, or the token's key revoked: the grants go now, not after the resume
+            # window, so enabling the account again restores nothing.
+            leave_reason = "access revoked"
 
         async def gone() -> None:
             if dropped:
@@ -461,9 +486,9 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                 room.tell_all(msg.Leave(slot, principal.name, leave_reason))
                 if not room.ended:
                     event: m.Event = (
-                        m.EngineerLeft(at=clock(), pid=pid)
-                        if leave_reason == "left"
-                        else m.EngineerDisconnected(at=clock(), pid=pid)
+                        m.EngineerDisconnected(at=clock(), pid=pid)
+                        if leave_reason == "disconnected"
+                        else m.EngineerLeft(at=clock(), pid=pid)
                     )
                     try:
                         await hub.apply(room, event, actor)
@@ -475,6 +500,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
 
 
 _CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
+_PAYLOAD = frozenset({WSMsgType.BINARY, WSMsgType.TEXT})
 
 
 def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> bool:
@@ -551,20 +577,33 @@ async def _viewer_text(
 
 async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
+    mark = hub.revocation_mark()
     party = await services.auth.session_principal(_token(request), "customer")
     room = await hub.room_for(party.session_id)
-    peer = Peer(ws, "customer", "customer", CUSTOMER_SLOT, hub.limits, transport=request.transport)
+    peer = Peer(
+        ws,
+        "customer",
+        "customer",
+        CUSTOMER_SLOT,
+        hub.limits,
+        transport=request.transport,
+        credential=party.credential,
+    )
+    hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
     room.customers.add(peer)
     peer.start()
     room.greet(peer)
     try:
         async for item in _messages(peer):
+            if peer.closed:
+                continue  # closed by the broker: nothing it says counts now
             if isinstance(item, bytes):
                 await _route_from_customer(room, peer, item, actor)
                 continue
             await _customer_text(hub, room, peer, item, actor)
     finally:
+        hub.forget(peer)
         room.customers.discard(peer)
         room.customer_gone(peer)
         await hub.run_to_end(peer.stop())

@@ -3,6 +3,11 @@
 Rooms are created when the first participant connects and dropped when the session ends. A
 ticker applies ``Tick`` so the state machine can expire participants (and a lost agent) whose
 resume window has passed.
+
+The hub also keeps what each live peer authenticated with (``Credential``) and ends a
+connection whose access is gone: at once when this process disables its user or revokes its
+key (``revoke``), at its token's expiry (``tick``), and within ``RECONCILE_SECONDS`` when
+another process did it (``reconcile``). Docs: docs/security.md, "Ending live connections".
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from broker.appkeys import Clock
 from broker.audit.log import Actor
-from broker.errors import CloseCode, Conflict
+from broker.auth.revocation import ExpiryQueue, Revocation, stale
+from broker.errors import AccessRevoked, CloseCode, Conflict, InvalidTransition, TokenExpired
 from broker.relay.flow import FlowLimits
 from broker.relay.peer import Peer
 from broker.relay.room import Room
@@ -28,6 +36,16 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 CLEANUP_GRACE_SECONDS = 10.0
 """How long shutdown waits for connections' cleanups (audit rows) before closing the database."""
+RECONCILE_SECONDS = 2.0
+"""How often live connections are checked against the store, to notice a user disabled or a
+key revoked by another process (``rsb users disable``, ``rsb keys revoke``)."""
+_RECENT_REVOCATIONS = 256
+
+_CLOSE_MESSAGES = {
+    "user_disabled": "access revoked: user disabled",
+    "key_revoked": "access revoked: signing key revoked",
+    "token_expired": "token expired",
+}
 
 
 class SessionEnded(Conflict):
@@ -44,6 +62,13 @@ class Hub:
         self._creating = asyncio.Lock()
         self._cleanups: set[asyncio.Task[None]] = set()
         self.limits = FlowLimits(heartbeat=services.settings.relay_heartbeat.total_seconds())
+        # Every live peer that has a credential, with its room; and the same peers by deadline.
+        self._live: dict[Peer, Room] = {}
+        self._expiry: ExpiryQueue[Peer] = ExpiryQueue()
+        # This process's latest revocations, numbered, for connections being opened meanwhile.
+        self._revocations: deque[tuple[int, Revocation]] = deque(maxlen=_RECENT_REVOCATIONS)
+        self._revocation_count = 0
+        services.auth.on_revocation(self.revoke)
 
     def room(self, session_id: str) -> Room | None:
         return self._rooms.get(session_id)
@@ -119,8 +144,148 @@ class Hub:
             peer.close_soon(CloseCode.SESSION_ENDED, f"session ended: {reason}"[:100])
         self._rooms.pop(room.session_id, None)
 
+    # --- who may stay connected -----------------------------------------------------------
+
+    def revocation_mark(self) -> int:
+        """Taken by an endpoint before it authenticates, and handed to ``watch`` afterwards."""
+        return self._revocation_count
+
+    def watch(self, room: Room, peer: Peer, mark: int) -> None:
+        """Track a new peer's credential until ``forget``: its expiry and what revokes it.
+
+        Call it before the peer joins the room. A user disabled (or key revoked) between the
+        endpoint's token check and here was not seen by that check, and ``revoke`` did not
+        see this peer yet: the revocations since ``mark`` close that gap.
+
+        Raises:
+            AccessRevoked: a revocation made since ``mark`` covers the peer's credential.
+            TokenExpired: the token's deadline has passed.
+        """
+        credential = peer.credential
+        if credential is None:
+            return
+        for number, revocation in self._revocations:
+            if number > mark and revocation.matches(credential):
+                raise AccessRevoked(_CLOSE_MESSAGES[revocation.reason])
+        if self._clock() >= credential.deadline():
+            raise TokenExpired(_CLOSE_MESSAGES["token_expired"])
+        self._live[peer] = room
+        self._expiry.add(peer, credential.deadline())
+
+    def forget(self, peer: Peer) -> None:
+        """The peer's connection is over: stop tracking it (its endpoint's cleanup calls this)."""
+        self._live.pop(peer, None)
+        self._expiry.discard(peer)
+
+    async def revoke(self, revocation: Revocation, actor: Actor) -> int:
+        """Close every live connection a revocation covers, with 4006 ``access_revoked``.
+
+        Every such peer is marked closed and taken off its room's routes before the first
+        await, so not one more frame of it is relayed: its endpoint drops whatever it still
+        reads (``Peer.closed``), and its departure releases its grants (``EngineerLeft``, not
+        a resumable disconnect). A disabled engineer who is away within a resume window is
+        removed from the session too, so enabling the account again brings nothing back.
+
+        Returns:
+            How many connections were closed; each is audited (``relay.closed``) in its
+            session.
+        """
+        self._revocation_count += 1
+        self._revocations.append((self._revocation_count, revocation))
+        matched = [
+            (room, peer) for peer, room in self._live.items() if revocation.matches(peer.credential)
+        ]
+        closed = self._close(matched, CloseCode.ACCESS_REVOKED, revocation.reason)
+        await self._audit_closed(closed, actor, CloseCode.ACCESS_REVOKED, revocation.reason)
+        if revocation.user is not None:
+            await self._remove_absent({revocation.user}, actor)
+        return len(closed)
+
+    async def reconcile(self) -> int:
+        """Close connections whose key or user another process withdrew (``RECONCILE_SECONDS``).
+
+        Two small queries: the signing key ids (always, which also drops a keyring holding
+        a revoked key), and, only while staff are connected or away within a resume window,
+        which of their names are still enabled users.
+
+        Returns:
+            How many connections were closed.
+        """
+        auth = self._services.auth
+        kids = await auth.live_signing_keys()
+        absent = {
+            p.pid
+            for room in self._rooms.values()
+            for p in room.state.participants
+            if not p.connected
+        }
+        names = {c.user for peer in self._live if (c := peer.credential) and c.user} | absent
+        if not self._live and not absent:
+            return 0
+        enabled = await auth.enabled_users(names)
+        closed = 0
+        for reason in ("key_revoked", "user_disabled"):
+            matched = [
+                (room, peer)
+                for peer, room in self._live.items()
+                if stale(peer.credential, kids, enabled) == reason
+            ]
+            cut = self._close(matched, CloseCode.ACCESS_REVOKED, reason)
+            await self._audit_closed(cut, Actor.system(), CloseCode.ACCESS_REVOKED, reason)
+            closed += len(cut)
+        await self._remove_absent(absent - enabled, Actor.system())
+        return closed
+
+    def _close(
+        self, peers: Iterable[tuple[Room, Peer]], code: CloseCode, reason: str
+    ) -> list[tuple[Room, Peer]]:
+        """Mark peers closed and reroute their rooms, with no await: what is returned is cut."""
+        closed = []
+        for room, peer in list(peers):
+            self.forget(peer)
+            if peer.closed:
+                continue  # already on its way out for another reason
+            peer.close_soon(code, _CLOSE_MESSAGES[reason])
+            room.reroute()
+            closed.append((room, peer))
+        return closed
+
+    async def _audit_closed(
+        self, closed: list[tuple[Room, Peer]], actor: Actor, code: CloseCode, reason: str
+    ) -> None:
+        for room, peer in closed:
+            details = {
+                "kind": peer.kind,
+                "slot": peer.slot,
+                "participant": peer.participant,
+                "code": int(code),
+                "reason": reason,
+            }
+            try:
+                await room.audit(actor, "relay.closed", details)
+            except Exception:  # the socket is closed either way; the others get their rows
+                log.exception("could not audit relay.closed in session %s", room.session_id)
+
+    async def _remove_absent(self, names: Collection[str], actor: Actor) -> None:
+        """Take users who are away (within a resume window) out of their sessions."""
+        if not names:
+            return
+        for room in list(self._rooms.values()):
+            for participant in room.state.participants:
+                if participant.pid in names and not participant.connected and not room.ended:
+                    with contextlib.suppress(InvalidTransition):  # they came or went meanwhile
+                        await self.apply(
+                            room, m.EngineerLeft(at=self._clock(), pid=participant.pid), actor
+                        )
+
+    def _expire(self, now: datetime) -> list[tuple[Room, Peer]]:
+        due = [(self._live[peer], peer) for peer in self._expiry.pop_due(now) if peer in self._live]
+        return self._close(due, CloseCode.TOKEN_EXPIRED, "token_expired")
+
     async def tick(self) -> None:
         now = self._clock()
+        expired = self._expire(now)
+        await self._audit_closed(expired, Actor.system(), CloseCode.TOKEN_EXPIRED, "token_expired")
         for room in list(self._rooms.values()):
             # Applying Tick to every live room every second blocks the event loop for
             # O(rooms), delaying every session's frames; only a running window can expire.
@@ -172,12 +337,24 @@ class Hub:
 
 @contextlib.asynccontextmanager
 async def ticking(hub: Hub) -> AsyncIterator[None]:
-    """Run the hub's two timers: the state machine's tick and the relay heartbeat."""
+    """Run the hub's timers: the state machine's tick (and token expiry), the relay
+    heartbeat, and the check for access withdrawn by another process."""
 
     async def tick() -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            await hub.tick()
+            try:
+                await hub.tick()
+            except Exception:  # a failed round must not stop the ticker for good
+                log.exception("relay tick failed; will retry")
+
+    async def reconcile() -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            try:
+                await hub.reconcile()
+            except Exception:
+                log.exception("revocation check failed; will retry")
 
     async def heartbeat() -> None:
         # One task for every connection, instead of aiohttp's per-socket heartbeat: that one
@@ -193,6 +370,7 @@ async def ticking(hub: Hub) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(tick(), name="relay-ticker"),
         asyncio.create_task(heartbeat(), name="relay-heartbeat"),
+        asyncio.create_task(reconcile(), name="relay-revocations"),
     ]
     try:
         yield

@@ -25,6 +25,7 @@ from typing import Literal, cast
 
 from aiohttp import web
 
+from broker.auth.revocation import Credential
 from broker.relay.flow import DELTAS, FlowLimits, Offer, decide
 from rsb_protocol.framing import FrameType
 from rsb_protocol.messages import Message
@@ -59,6 +60,7 @@ class Peer:
         level: str | None = None,
         role: str = "",
         transport: asyncio.BaseTransport | None = None,
+        credential: Credential | None = None,
     ) -> None:
         self.ws = ws
         # The socket whose write buffer decides between writing now and queueing; without
@@ -78,6 +80,8 @@ class Peer:
         self.display_name = display_name
         self.level = level
         self.role = role or kind
+        self.credential = credential
+        """The token this connection was opened with: what can end it early (``Hub.watch``)."""
         self.awaiting_keyframe = False
         self.request_keyframe: Callable[[], None] | None = None
         """How this viewer asks the agent for a keyframe (set by the viewer's endpoint)."""
@@ -102,6 +106,11 @@ class Peer:
     @property
     def closed(self) -> bool:
         return self._closing is not None or self.ws.closed
+
+    @property
+    def closing_code(self) -> int | None:
+        """The code ``close_soon`` was asked to close with, if it was."""
+        return self._closing[0] if self._closing is not None else None
 
     def offer(self, data: bytes, frame_type: FrameType) -> bool:
         """Queue a binary message without waiting.

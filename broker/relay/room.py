@@ -252,16 +252,22 @@ class Room:
 
     def _reroute(self) -> None:
         state = self.state
+        # A peer the broker is closing (access revoked, token expired, replaced) has no route,
+        # even while the state machine still counts it: its departure is applied later.
         self.frame_targets = tuple(
             peer
             for slot, peer in self.viewers.items()
-            if (pid := self.participant_at(slot)) is not None and m.may_receive_frames(state, pid)
+            if not peer.closed
+            and (pid := self.participant_at(slot)) is not None
+            and m.may_receive_frames(state, pid)
         )
         self.controller = next(
             (
                 peer
                 for slot, peer in self.viewers.items()
-                if (pid := self.participant_at(slot)) is not None and m.may_send_input(state, pid)
+                if not peer.closed
+                and (pid := self.participant_at(slot)) is not None
+                and m.may_send_input(state, pid)
             ),
             None,
         )

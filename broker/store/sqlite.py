@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
@@ -357,6 +357,16 @@ class SQLiteStore:
         )
         if cur.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
+
+    async def enabled_user_names(self, names: Collection[str]) -> frozenset[str]:
+        """Which of ``names`` are users that exist and are enabled: one query, one parameter
+        (a JSON array, so no limit on how many names are asked about)."""
+        rows = await self._all(
+            "SELECT name FROM users WHERE disabled = 0 "
+            "AND name IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(names)),),
+        )
+        return frozenset(row["name"] for row in rows)
 
     async def set_password_hash(self, name: str, password_hash: str) -> None:
         await self._write(

@@ -27,7 +27,7 @@ const SUBPROTOCOL = "rsb.v1";
 const TOKEN_PROTOCOL_PREFIX = "rsb.token.";
 const CLOSE_SESSION_ENDED = 4103;
 // Closes that a retry cannot fix: bad or expired token, wrong origin, unknown session.
-const CLOSE_FATAL = new Set([4001, 4003, 4004, 4005, 4404]);
+const CLOSE_FATAL = new Set([4001, 4003, 4004, 4005, 4006, 4007, 4404]);
 const RETRY_MAX_MS = 10000;
 const AGENT_SLOT = 0;
 const CUSTOMER_SLOT = 0xfffd;

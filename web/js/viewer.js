@@ -49,6 +49,8 @@ export const CLOSE_REASONS = {
   4003: "token missing, malformed, expired or for another session",
   4004: "your role or the customer's consent does not allow this",
   4005: "origin not allowed",
+  4006: "access revoked: your account was disabled or its signing key revoked",
+  4007: "your login expired: log in again to resume",
   4029: "too many messages",
   4100: "not allowed in the session's current state",
   4101: "the customer has not consented to this",
