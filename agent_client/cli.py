@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent_client.prompt import Language, language_from
 from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
 from agent_client.transport import websocket_connector
 
@@ -254,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--display", help="X11 display to capture and control, e.g. :0")
     common.add_argument("--ca", metavar="FILE", help="trust only this CA certificate (PEM)")
     common.add_argument("--ui", choices=("auto", "terminal", "tk"), default="auto")
+    common.add_argument(
+        "--lang",
+        choices=("auto", "en", "es"),
+        default="auto",
+        help="language of the consent questions (auto: from the locale)",
+    )
     common.add_argument("--max-fps", type=float, default=15.0, help="frame rate cap (1-60)")
     commands = parser.add_subparsers(dest="command", required=True)
     join = commands.add_parser(
@@ -331,7 +338,8 @@ def _start(args: argparse.Namespace, get_info: Callable[[ssl.SSLContext], JoinIn
         raise UsageError(str(exc)) from None
     try:
         info = get_info(context)  # a join code is spent from here on
-        return asyncio.run(_run(info, context, ui, kit, executor, args.max_fps))
+        language = language_from(os.environ) if args.lang == "auto" else args.lang
+        return asyncio.run(_run(info, context, ui, kit, executor, args.max_fps, language))
     finally:
         executor.submit(kit.close).result()
         executor.shutdown()
@@ -362,6 +370,7 @@ async def _run(
     kit: Any,
     executor: ThreadPoolExecutor,
     max_fps: float,
+    language: Language = "en",
 ) -> int:
     from agent_client.prompt import PromptUnavailable, TerminalPrompt
     from agent_client.prompt_tk import TkPrompt
@@ -388,13 +397,13 @@ async def _run(
             options=options,
         )
 
-    session = make(TkPrompt() if ui == "tk" else TerminalPrompt())
+    session = make(TkPrompt(language=language) if ui == "tk" else TerminalPrompt(language=language))
     _on_signals(session.request_end)
     try:
         return await session.run()
     except PromptUnavailable as exc:  # raised before anything was sent
         print(f"rsb-agent: {exc}; using the terminal instead", file=sys.stderr)
-        session = make(TerminalPrompt())
+        session = make(TerminalPrompt(language=language))
         _on_signals(session.request_end)
         return await session.run()
 

@@ -82,6 +82,7 @@ class PendingRequest:
         case_number: The case the customer was given on the phone.
         organisation: The support organisation.
         recorded: Whether the session is recorded for later review.
+        reason: What the engineer said they need it for ("" if nothing was said).
     """
 
     request_id: str
@@ -93,6 +94,7 @@ class PendingRequest:
     case_number: str
     organisation: str
     recorded: bool
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -460,4 +462,5 @@ def _pending_from(message: ConsentRequest, participant: str) -> PendingRequest:
         message.case_number,
         message.organisation,
         message.recorded,
+        message.reason,
     )

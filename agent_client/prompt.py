@@ -8,6 +8,9 @@ who started the agent without a terminal.
 
 Questions are asked one at a time, in arrival order. The commands work at any moment, even
 while a question is open: pausing, revoking or ending must never wait for anything.
+
+The question itself is worded in English or Spanish (``QUESTION_TEXTS``, chosen with
+``rsb-agent --lang`` or from the locale: ``language_from``), the same words in every UI.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import asyncio
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol, TextIO
+from typing import Literal, Protocol, TextIO
 
 from agent_client.consent import PendingRequest
-from rsb_protocol.messages import Level, Permission
+from rsb_protocol.messages import CONSENT_REASON_MAX, Level, Permission, clean_text
 from rsb_protocol.readback import ReadbackString
 
 __all__ = [
@@ -35,13 +38,67 @@ __all__ = [
     "QuestionQueue",
     "TerminalPrompt",
     "describe",
+    "language_from",
 ]
 
-LEVEL_TITLES = {
-    Level.L1: "support desk",
-    Level.L2: "remote support engineer",
-    Level.L3: "design engineering",
+Language = Literal["en", "es"]
+LANGUAGES: tuple[Language, ...] = ("en", "es")
+
+QUESTION_TEXTS: Mapping[Language, Mapping[str, str]] = {
+    "en": {
+        "asks": "{organisation} asks for permission to {action}.",
+        "view": "SEE your screen (view only, no control)",
+        "control": "CONTROL your mouse and keyboard",
+        "engineer": "  Engineer:  {name} ({level})",
+        "case": "  Case:      {case}",
+        "reason": "  Reason:    {reason}",
+        "no_reason": "(none given)",
+        "recorded": "  Recorded:  {recorded}",
+        "recorded_yes": "YES: this session is recorded for later review",
+        "recorded_no": "no, this session is not recorded",
+        "readback": "  Read-back: {words}  ({digits})",
+        "readback_help": (
+            "  Ask the engineer to read these words to you. If they differ, answer no."
+        ),
+        "allow": "Allow? Type y or n, then Enter:",
+        "L1": "support desk",
+        "L2": "remote support engineer",
+        "L3": "design engineering",
+    },
+    "es": {
+        "asks": "{organisation} pide permiso para {action}.",
+        "view": "VER su pantalla (solo ver, sin control)",
+        "control": "CONTROLAR su ratón y su teclado",
+        "engineer": "  Técnico:   {name} ({level})",
+        "case": "  Caso:      {case}",
+        "reason": "  Motivo:    {reason}",
+        "no_reason": "(no se ha indicado)",
+        "recorded": "  Grabación: {recorded}",
+        "recorded_yes": "SÍ: esta sesión se graba para revisarla después",
+        "recorded_no": "no, esta sesión no se graba",
+        "readback": "  Palabras:  {words}  ({digits})",
+        "readback_help": (
+            "  Pida al técnico que le lea estas palabras. Si no coinciden, responda no."
+        ),
+        "allow": "¿Lo permite? Escriba s o n y pulse Intro:",
+        "L1": "asistencia de primer nivel",
+        "L2": "técnico de asistencia remota",
+        "L3": "ingeniería de diseño",
+    },
 }
+"""The consent question's words, per language; every language has every key."""
+
+LEVEL_TITLES = {level: QUESTION_TEXTS["en"][level.value] for level in Level}
+
+
+def language_from(environ: Mapping[str, str]) -> Language:
+    """The prompt's language from the locale variables (``LANGUAGE``, ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``, first set one wins): Spanish for ``es*``, else English."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            return "es" if value.lower().startswith("es") else "en"
+    return "en"
 
 
 class PromptUnavailable(RuntimeError):
@@ -84,29 +141,36 @@ class Question:
     readback: ReadbackString
 
 
-def describe(question: Question) -> list[str]:
-    """The lines every UI shows for a question, so the wording is the same everywhere."""
-    r = question.request
-    title = LEVEL_TITLES.get(r.engineer_level, "")
-    action = (
-        "SEE your screen (view only, no control)"
-        if r.permission is Permission.VIEW
-        else "CONTROL your mouse and keyboard"
-    )
-    recorded = (
-        "YES: this session is recorded for later review"
-        if r.recorded
-        else "no, this session is not recorded"
-    )
-    return [
-        f"{r.organisation} asks for permission to {action}.",
-        f"  Engineer:  {r.engineer_name} ({r.engineer_level.value}{', ' + title if title else ''})",
-        f"  Case:      {r.case_number}",
-        f"  Recorded:  {recorded}",
-        f"  Read-back: {' '.join(question.readback.words)}  ({question.readback.digits[:3]} "
-        f"{question.readback.digits[3:]})",
-        "  Ask the engineer to read these words to you. If they differ, answer no.",
+def describe(question: Question, language: Language = "en") -> list[str]:
+    """The lines every UI shows for a question, so the wording is the same everywhere.
+
+    A request beyond viewing also says why the engineer asked, in the engineer's own words
+    (made one printable line here too: the agent does not trust the broker to have done it).
+    """
+    r, words = question.request, QUESTION_TEXTS[language]
+    title = words.get(r.engineer_level.value, "")
+    lines = [
+        words["asks"].format(
+            organisation=r.organisation,
+            action=words["view" if r.permission is Permission.VIEW else "control"],
+        ),
+        words["engineer"].format(
+            name=r.engineer_name, level=f"{r.engineer_level.value}{', ' + title if title else ''}"
+        ),
+        words["case"].format(case=r.case_number),
     ]
+    if r.permission is not Permission.VIEW:
+        reason = clean_text(r.reason, CONSENT_REASON_MAX) or words["no_reason"]
+        lines.append(words["reason"].format(reason=reason))
+    digits = question.readback.digits
+    lines += [
+        words["recorded"].format(recorded=words["recorded_yes" if r.recorded else "recorded_no"]),
+        words["readback"].format(
+            words=" ".join(question.readback.words), digits=f"{digits[:3]} {digits[3:]}"
+        ),
+        words["readback_help"],
+    ]
+    return lines
 
 
 class ConsentPrompt(Protocol):
@@ -199,9 +263,15 @@ class QuestionQueue:
 class TerminalPrompt:
     """Questions and commands on a terminal: prints to `output`, reads lines from `input`."""
 
-    def __init__(self, input: TextIO | None = None, output: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        input: TextIO | None = None,
+        output: TextIO | None = None,
+        language: Language = "en",
+    ) -> None:
         self._in = input if input is not None else sys.stdin
         self._out = output if output is not None else sys.stdout
+        self._language = language
         self._questions = QuestionQueue(self._present)
         self._on_command: Callable[[Command], None] = lambda command: None
         self._task: asyncio.Task[None] | None = None
@@ -244,7 +314,8 @@ class TerminalPrompt:
 
     def _present(self, question: Question | None) -> None:
         if question is not None:
-            self._print("", *describe(question), "Allow? Type y or n, then Enter:")
+            words = QUESTION_TEXTS[self._language]
+            self._print("", *describe(question, self._language), words["allow"])
 
     async def _dispatch(self, lines: asyncio.Queue[str | None]) -> None:
         while True:
@@ -256,8 +327,8 @@ class TerminalPrompt:
                 self._print("* Input closed: every request will be refused.")
                 return
             word = line.strip().lower()
-            if word in ("y", "yes", "n", "no"):
-                if not self._questions.answer(word.startswith("y")):
+            if word in ("y", "yes", "s", "si", "sí", "n", "no"):
+                if not self._questions.answer(not word.startswith("n")):
                     self._print("* There is no question to answer right now.")
             elif word in {c.value for c in Command}:
                 self._on_command(Command(word))

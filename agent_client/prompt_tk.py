@@ -21,6 +21,7 @@ from agent_client.consent import PendingRequest
 from agent_client.prompt import (
     Banner,
     Command,
+    Language,
     PromptUnavailable,
     Question,
     QuestionQueue,
@@ -50,8 +51,9 @@ def tk_available() -> bool:
 class TkPrompt:
     """Allow/Deny for each question; Pause/resume, Take back control, Stop viewing, End."""
 
-    def __init__(self, title: str = "Remote support") -> None:
+    def __init__(self, title: str = "Remote support", language: Language = "en") -> None:
         self._title = title
+        self._language = language
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -100,7 +102,8 @@ class TkPrompt:
             self._loop.call_soon_threadsafe(call)
 
     def _present(self, question: Question | None) -> None:
-        text = "\n".join(describe(question)) if question else "No question is waiting."
+        waiting = "No question is waiting."
+        text = "\n".join(describe(question, self._language)) if question else waiting
         state = "normal" if question else "disabled"
 
         def show() -> None:

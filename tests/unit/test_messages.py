@@ -18,6 +18,7 @@ from rsb_protocol.errors import (
 )
 from rsb_protocol.framing import WRAP_PAYLOAD_SIZE, Envelope, FrameType
 from rsb_protocol.messages import (
+    CONSENT_REASON_MAX,
     MESSAGE_TYPES,
     Ack,
     ChatMeta,
@@ -43,6 +44,7 @@ from rsb_protocol.messages import (
     Role,
     State,
     Welcome,
+    clean_text,
     parse_message,
 )
 
@@ -252,3 +254,55 @@ def test_every_example_in_the_protocol_doc_parses_and_covers_every_type() -> Non
     parsed = [parse_message(block, LIMIT) for block in blocks]
     assert {message.TYPE for message in parsed} == set(MESSAGE_TYPES)
     assert all(message.to_json() == block for message, block in zip(parsed, blocks, strict=True))
+
+
+# consent_request.reason: sparse on the wire, one printable line, bounded
+
+
+def test_a_consent_request_carries_a_reason_only_when_it_has_one() -> None:
+    plain = EXAMPLES[3]
+    assert isinstance(plain, ConsentRequest) and plain.reason == ""
+    assert "reason" not in json.loads(plain.to_json())  # what an older strict agent accepts
+    asked = ConsentRequest(
+        "req-7", 3, Permission.CONTROL, "Alice Martin", Level.L2, "C-1", "Acme", False, "fix it"
+    )
+    assert json.loads(asked.to_json())["reason"] == "fix it"
+    assert parse_message(asked.to_json(), LIMIT) == asked
+    assert ConsentRequest.parse(wire(plain, reason="why"), LIMIT).reason == "why"
+
+
+@pytest.mark.parametrize(
+    ("reason", "problem"),
+    [
+        ("x" * 201, "length 201 is outside 0..200"),
+        ("two\nlines", "control or format characters"),
+        ("tab\there", "control or format characters"),
+        ("esc \x1b[2J", "control or format characters"),
+        ("bidi \u202e", "control or format characters"),
+        ("zero\u200bwidth", "control or format characters"),
+        ("nbsp\u00a0", "control or format characters"),
+    ],
+)
+def test_a_consent_request_reason_must_be_one_printable_line(reason: str, problem: str) -> None:
+    with pytest.raises(InvalidMessage, match=f"consent_request.reason: {problem}"):
+        parse_message(wire(EXAMPLES[3], reason=reason), LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("typed", "cleaned"),
+    [
+        ("  open   the\tsettings\n", "open the settings"),
+        ("esc\x1b[2J and\u202e bidi\u200b", "esc[2J and bidi"),
+        ("non\u00a0breaking\u2028line", "non breaking line"),
+        ("lone \ud800 surrogate", "lone surrogate"),
+        ("é ñ 中文 🙂", "é ñ 中文 🙂"),
+        ("", ""),
+    ],
+)
+def test_clean_text_leaves_one_printable_line(typed: str, cleaned: str) -> None:
+    assert clean_text(typed, 200) == cleaned
+
+
+def test_clean_text_cuts_at_the_limit_without_a_trailing_space() -> None:
+    assert clean_text("word " * 100, 10) == "word word"  # not "word word "
+    assert len(clean_text("x" * 500, CONSENT_REASON_MAX)) == CONSENT_REASON_MAX
