@@ -25,8 +25,9 @@ from concurrent.futures import Executor
 from typing import Protocol
 
 from agent_client.capture import FrameSource
-from agent_client.encoder import Encoder, encode_cursor, serialize_update
+from agent_client.encoder import Encoder
 from agent_client.pointer import PointerProbe
+from rsb_codec.wire import encode_cursor, serialize_update
 from rsb_protocol.framing import FrameType
 
 __all__ = ["Credits", "FrameSink", "ScreenLoop"]

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from rsb_codec.frame import Frame
+
 DEFAULT_TILE = 64
 
-Frame = NDArray[np.uint8]
 TileMask = NDArray[np.bool_]
 
 

@@ -26,11 +26,12 @@ from contextlib import contextmanager
 import numpy as np
 
 from agent_client.capture import ScreenSource
-from agent_client.encoder import Encoder, serialize_update
+from agent_client.encoder import Encoder
 from agent_client.inject_x11 import XTestInjector
 from agent_client.tiles import changed_tiles
 from bench.context import Context
 from bench.stats import Figure, fmt
+from rsb_codec.wire import serialize_update
 from rsb_protocol.e2e import GroupSender, KeyPair
 from rsb_protocol.framing import FrameType
 

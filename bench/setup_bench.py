@@ -20,10 +20,11 @@ from typing import Any
 import aiohttp
 
 from agent_client.capture import TestPatternSource
-from agent_client.encoder import Encoder, parse_update, serialize_update
+from agent_client.encoder import Encoder
 from bench import servers as srv
 from bench.api import Api
 from bench.context import Context
+from rsb_codec.wire import parse_update, serialize_update
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import GroupReceiver, GroupSender, KeyPair, PublicKey
 from rsb_protocol.framing import FrameType, peek_route

@@ -1,8 +1,8 @@
 """Engineer-side viewer: join a session, check the read-back words, watch and control the screen.
 
 ``ViewerClient`` is the asyncio client used by ``rsb view``, the tests and the benchmarks;
-``ViewerSession`` is its sans-I/O core. Only the ``agent`` extra's libraries are needed (no
-broker code): docs/viewer.md.
+``ViewerSession`` is its sans-I/O core. Only the ``agent`` extra's libraries are needed, and
+no broker or agent code: the update codec is the shared ``rsb_codec`` (docs/viewer.md).
 """
 
 from rsb_viewer.client import (

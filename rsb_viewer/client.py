@@ -5,7 +5,7 @@ WebSocket message in `receive` and returns the messages to send back (``public_k
 frames, keyframe requests), so tests drive it with bytes an agent produced and no socket.
 `ViewerClient` is the thin asyncio shell around it: connect with the token as a subprotocol,
 pump messages, and let callers wait for conditions. The screen is kept as an (H, W, 4) uint8
-BGRA array, the layout `agent_client.encoder.apply_update` paints.
+BGRA array, the layout `rsb_codec.decode.apply_update` paints.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The viewer's copy of the customer's screen, rebuilt from decrypted updates (pure, no I/O).
 
-Updates arrive already opened and parsed (`agent_client.encoder.parse_update`). A frame flagged
+Updates arrive already opened and parsed (`rsb_codec.wire.parse_update`). A frame flagged
 ``MORE`` is one part of a larger update: parts are held, within bounds, and the whole update is
 painted when the part without the flag arrives, so the picture never shows half an update. A
 delta that arrives without a picture to apply it to (we joined mid-stream, or a part failed to
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from agent_client.encoder import Update, apply_update
+from rsb_codec.decode import apply_update
+from rsb_codec.wire import Update
 
 __all__ = ["MAX_CANVAS_PIXELS", "MAX_PENDING_BYTES", "MAX_PENDING_PARTS", "Canvas", "Screen"]
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent_client.encoder import Cursor, Update, parse_cursor, parse_update
+from rsb_codec.wire import Cursor, Update, parse_cursor, parse_update
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import GroupReceiver, KeyPair, PairwiseChannel, PublicKey, Side, negotiate
 from rsb_protocol.errors import ProtocolError, UnexpectedFrame, UnknownEpoch, VersionMismatch

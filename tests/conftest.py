@@ -7,6 +7,7 @@ whole run may carry a token.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -159,3 +160,19 @@ def rsb(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
         timeout=60,
         check=False,
     )
+
+
+def imported_packages(package: str) -> set[str]:
+    """Top-level names of every absolute import in a package of the repository.
+
+    Read from the source, so imports inside functions count too (an import check at module load
+    would miss them).
+    """
+    found: set[str] = set()
+    for path in (REPO / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found

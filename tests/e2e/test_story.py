@@ -27,11 +27,12 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, WebSocket, expect
 
-from agent_client.encoder import Encoder, serialize_update
+from agent_client.encoder import Encoder
 from agent_client.inject import InputEvent
 from broker.audit.log import row_to_json
 from broker.store.records import AuditQuery
 from broker.types import Role
+from rsb_codec.wire import serialize_update
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import PairwiseChannel, PublicKey, Side
 from rsb_protocol.framing import FrameType, peek_position

@@ -34,9 +34,9 @@ import pytest
 from PIL import Image
 from websockets.frames import Opcode
 
-from agent_client.encoder import Update
 from broker.relay.handlers import HUB_KEY
 from broker.types import Role
+from rsb_codec.wire import Update
 from rsb_protocol.framing import Envelope, FrameType, peek_route
 from rsb_viewer.client import ViewerClient, ViewerClosed
 from rsb_viewer.session import ViewerSession

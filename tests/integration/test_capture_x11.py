@@ -10,8 +10,9 @@ from Xlib import X
 from Xlib.display import Display
 
 from agent_client.capture import ScreenSource
-from agent_client.encoder import Encoder, apply_update
+from agent_client.encoder import Encoder
 from agent_client.tiles import changed_tiles
+from rsb_codec.decode import apply_update
 
 from .conftest import XvfbServer, wait_until
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.conftest import REPO, imported_packages
 
 
 def _modules_after(statement: str) -> set[str]:
@@ -34,3 +34,12 @@ def test_the_broker_never_loads_end_to_end_key_code() -> None:
 def test_the_agent_installs_without_the_server_stack() -> None:
     loaded = _modules_after("import agent_client.encoder, agent_client.inject, rsb_protocol.e2e")
     assert not {m for m in loaded if m.split(".")[0] in {"aiohttp", "aiosqlite", "broker"}}
+
+
+def test_the_viewer_shares_the_update_codec_not_the_agent_package() -> None:
+    """The engineer's viewer and the agent meet only in the wire format (rsb_codec)."""
+    loaded = _modules_after("import rsb_viewer, rsb_viewer.cli")
+    assert not {m for m in loaded if m.split(".")[0] == "agent_client"}
+    assert {"rsb_codec.wire", "rsb_codec.decode"} <= loaded
+    for package in ("rsb_viewer", "rsb_codec"):
+        assert "agent_client" not in imported_packages(package), package

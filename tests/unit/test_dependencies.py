@@ -9,6 +9,7 @@ of; raise one when a new advisory is published.
 from __future__ import annotations
 
 import ast
+import sys
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from tests.conftest import imported_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements" / "ci-lock.txt"
@@ -121,3 +124,14 @@ def test_the_server_extra_has_no_package_the_broker_never_imports() -> None:
     module_of = {"pyjwt": "jwt", "argon2-cffi": "argon2", "prometheus-client": "prometheus_client"}
     for name in server - {"tzdata"}:  # tzdata is data zoneinfo reads, never imported
         assert module_of.get(name, name) in imported, f"the broker never imports {name}"
+
+
+def test_the_agent_extra_holds_everything_the_shared_codec_imports() -> None:
+    # rsb_codec runs on the customer's machine and in the engineer's viewer, and both install
+    # the agent extra; the base install (cryptography only) must not need numpy or Pillow.
+    third_party = imported_packages("rsb_codec") - set(sys.stdlib_module_names) - {"rsb_codec"}
+    module_of = {"pillow": "PIL"}
+    names = {canonicalize_name(r.name) for r in _requirements("agent")}
+    agent = {module_of.get(name, name) for name in names}
+    assert third_party, "the codec decodes images with third-party libraries"
+    assert third_party <= agent, f"not in the agent extra: {third_party - agent}"

@@ -10,19 +10,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_client.capture import TestPatternSource
-from agent_client.encoder import (
+from agent_client.encoder import Encoder
+from agent_client.tiles import Rect, changed_tiles, coverage
+from rsb_codec.decode import apply_update, decode_region
+from rsb_codec.wire import (
     Cursor,
-    Encoder,
     Region,
     Update,
-    apply_update,
-    decode_region,
     encode_cursor,
     parse_cursor,
     parse_update,
     serialize_update,
 )
-from agent_client.tiles import Rect, changed_tiles, coverage
 
 W, H = 640, 400
 

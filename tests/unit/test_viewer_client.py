@@ -22,7 +22,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from agent_client.capture import TestPatternSource
-from agent_client.encoder import Encoder, Region, Update, encode_cursor, serialize_update
+from agent_client.encoder import Encoder
+from rsb_codec.wire import Region, Update, encode_cursor, serialize_update
 from rsb_protocol.e2e import GroupSender, KeyPair, PairwiseChannel, PublicKey, Side
 from rsb_protocol.framing import Envelope, Flags, FrameType, peek_route
 from rsb_protocol.messages import (
