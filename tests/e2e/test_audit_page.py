@@ -43,7 +43,10 @@ STORY = [
     ("session.agent_connected", "Customer's computer connected (support program)"),
     ("session.participant_joined", "Rita Reyes (L2) joined and asked to see the screen"),
     ("session.consent_granted", "Consent given: Rita Reyes (L2) may see the screen"),
-    ("session.consent_requested", "Consent asked: may Rita Reyes (L2) control mouse and keyboard?"),
+    (
+        "session.consent_requested",
+        "Consent asked: may Rita Reyes (L2) control mouse and keyboard? Reason: open the settings",
+    ),
     ("session.control_granted", "Control granted to Rita Reyes (L2)"),
     ("session.control_revoked", "Control revoked from Rita Reyes (L2) by the customer (web page)"),
     (

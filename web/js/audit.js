@@ -101,7 +101,8 @@ const LABELS = {
   "session.participant_dropped": (e, n) =>
     `${who(n, e.details.pid)} removed: did not come back in time`,
   "session.consent_requested": (e, n) =>
-    `Consent asked: may ${who(n, e.details.pid)} ${verb(e.details.permission)}?`,
+    `Consent asked: may ${who(n, e.details.pid)} ${verb(e.details.permission)}?` +
+    (e.details.reason ? ` Reason: ${e.details.reason}` : ""),
   "session.consent_granted": (e, n) =>
     `Consent given: ${who(n, e.details.pid)} may ${verb(e.details.permission)}`,
   "session.consent_refused": (e, n) =>
@@ -119,6 +120,11 @@ const LABELS = {
     const level = d.target_level ?? d.level;
     const target = user ? user : level ? `any ${level} engineer` : "someone";
     return `Escalation: ${d.by ?? e.actor} invited ${target}. Reason: ${d.reason}`;
+  },
+  "session.invitation_accepted": (e) => {
+    const d = e.details;
+    const target = d.target_user ? "their invitation" : `the invitation to any ${d.target_level} engineer`;
+    return `${e.actor} joined on ${target} from ${d.invited_by}. Reason: ${d.reason}`;
   },
   "session.paused": (e) => `Sharing paused by ${by(e)}`,
   "session.resumed": (e) => `Sharing resumed by ${by(e)}`,

@@ -216,6 +216,41 @@ async function refreshQueue() {
   }
 }
 
+/** "Rita Reyes (L2)", or "nobody" while no engineer has the session in hand. */
+function holderText(holder) {
+  if (!holder) return "nobody";
+  return `${holder.display_name}${holder.level ? ` (${holder.level})` : ""}`;
+}
+
+/**
+ * The open invitations of a queue row: those naming the signed-in engineer ("you") or their
+ * level first, as the broker marked them (`for_me`), then the others. Joining accepts them.
+ */
+function invitationsCell(row, invitations) {
+  const td = cell(row, "", "invited");
+  const mine = invitations.filter((item) => item.for_me);
+  const others = invitations.filter((item) => !item.for_me);
+  for (const item of [...mine, ...others]) {
+    const line = document.createElement("div");
+    line.className = item.for_me ? "invitation mine" : "invitation";
+    line.dataset.forMe = item.for_me ?? "";
+    const who = document.createElement("strong");
+    if (item.for_me === "user") who.textContent = "invited: you";
+    else if (item.for_me === "level") who.textContent = `invited: your level (${item.level})`;
+    else who.textContent = `invited: ${item.user ?? `any ${item.level}`}`;
+    const why = document.createElement("span");
+    why.className = "reason";
+    why.textContent = ` \u2013 ${item.reason}`;
+    const by = document.createElement("span");
+    by.className = "hint";
+    by.textContent = ` (by ${item.by}, ${new Date(item.at).toLocaleTimeString([], { timeStyle: "short" })})`;
+    line.append(who, why, by);
+    td.append(line);
+  }
+  if (mine.length) row.classList.add("invited");
+  row.dataset.invited = mine.map((item) => item.for_me).join(",");
+}
+
 function renderSessions(sessions) {
   const body = $("sessions-body");
   const rows = sessions.map((entry) => {
@@ -226,8 +261,10 @@ function renderSessions(sessions) {
     dueCell(row, entry.case);
     cell(row, entry.case.number, "nowrap");
     cell(row, `${entry.case.customer_name}, ${entry.case.company}`);
-    cell(row, `${entry.engineer.display_name}${entry.engineer.level ? ` (${entry.engineer.level})` : ""}`);
+    // Who has the session in hand now (its creator, or whom it was handed over to).
+    cell(row, holderText(entry.holder), "holder");
     cell(row, entry.state === "waiting" && !entry.code_used ? "waiting for the customer" : entry.state);
+    invitationsCell(row, entry.invitations ?? []);
     buttonCell(row, "Join", () => joinSession(entry.id, entry.case.number));
     return row;
   });
@@ -514,6 +551,8 @@ function render() {
   const observing = status === "observing";
   $("control-btn").disabled = !observing;
   show("control-btn", status !== "controlling");
+  show("control-reason", status === "observing" || status === "control requested");
+  $("control-reason").disabled = !observing;
   $("control-btn").textContent = status === "control requested" ? "Waiting for consent\u2026" : "Request control";
   show("release-btn", status === "controlling");
   $("end-btn").disabled = status === "ended";
@@ -699,7 +738,11 @@ function init() {
     showQueue();
   });
   $("control-btn").addEventListener("click", () => {
-    live?.viewer.requestControl("requested from the console");
+    // The customer's prompt shows this reason; an empty one says that none was given.
+    const reason = $("control-reason").value.trim();
+    if (!live?.viewer.requestControl(reason)) return;
+    note(reason ? `control requested: ${reason}` : "control requested (no reason given)");
+    $("control-reason").value = "";
   });
   $("release-btn").addEventListener("click", () => {
     if (live?.viewer.releaseControl()) note("control released");

@@ -13,6 +13,7 @@
 
 import { KeyPair, PairwiseChannel, PublicKey, Side } from "./e2e.js";
 import { FrameType } from "./framing.js";
+import { CONSENT_REASON_MAX, cleanText } from "./messages.js";
 import {
   detectLanguage,
   formatTime,
@@ -38,6 +39,7 @@ const MAX_CHAT_BYTES = 4000;
 const MAX_CHAT_FRAME = 64 * 1024;
 const MAX_CHAT_LINES = 200;
 const CHAT_PHASES = new Set(["observing", "controlling"]);
+const MAX_COMMENT = 2000;
 const CODE_SEPARATORS = /[\s.-]/g;
 const CODE_PATTERN = /^[0-9]{6,16}$/;
 
@@ -71,6 +73,7 @@ const live = {
   controller: null,
   awaitingState: false, // a pause/resume was sent and its state has not come back yet
   people: new Map(), // slot -> {participant, name, level, role}
+  asking: new Map(), // "slot:permission" -> {slot, permission, requestId, name, level, reason}
   keys: new Map(), // "slot:algorithm" -> {slot, algorithm, key}
   readbackRun: 0,
   check: null, // last status-check answer, redrawn when the language changes
@@ -248,10 +251,13 @@ function drawSession() {
   }
   const engineer = joined.engineer ?? {};
   const name = engineer.display_name || t("status.engineer_fallback");
-  $("engineer").textContent = t("session.engineer_value", {
-    name,
-    level: levelText(engineer.level),
-  });
+  // The engineers here now; until one joins, the one who has the session in hand (join
+  // answer). An engineer who left is never named.
+  const present = engineerSlots().map((slot) => live.people.get(slot));
+  $("engineer").textContent =
+    present.length > 0
+      ? joinList(present.map((person) => t("session.engineer_value", { name: person.name, level: levelText(person.level) })))
+      : t("session.engineer_value", { name, level: levelText(engineer.level) });
   $("ask-view").textContent = t("ask.view", { name });
   drawState();
   drawReadback();
@@ -325,8 +331,77 @@ function drawState() {
     extra.hidden = true;
     silence(extra);
   }
+  drawAsking();
   drawControls();
   drawChat();
+}
+
+/**
+ * What the engineers are asking right now and why, as the broker showed it (the same request
+ * the support program prompts for). The reason is the engineer's free text: it is made one
+ * short printable line again here and only ever set as text, never as markup.
+ */
+function drawAsking() {
+  const list = $("asking");
+  const open = live.connected && live.phase !== "ended" ? [...live.asking.values()] : [];
+  for (const item of list.children) {
+    for (const child of item.children) {
+      spoken.delete(child);
+    }
+  }
+  list.replaceChildren(
+    ...open.map((request) => {
+      const item = document.createElement("li");
+      item.dataset.slot = String(request.slot);
+      item.dataset.permission = request.permission;
+      const who = request.level ? t("status.person", { name: request.name, level: request.level }) : request.name;
+      const what = document.createElement("span");
+      what.className = "what";
+      say(what, request.permission === "view" ? "asking.view" : "asking.control", { name: who });
+      item.append(what);
+      if (request.permission !== "view") {
+        const why = document.createElement("span");
+        why.className = "reason";
+        if (request.reason) {
+          say(why, "asking.reason", { reason: request.reason });
+        } else {
+          say(why, "asking.no_reason");
+        }
+        item.append(why);
+      }
+      const where = document.createElement("span");
+      where.className = "hint";
+      say(where, "asking.where");
+      item.append(" ", where);
+      return item;
+    }),
+  );
+  list.hidden = open.length === 0;
+}
+
+/** A consent request the broker shows the page: checked field by field, the reason cleaned. */
+function rememberRequest(message) {
+  const slot = message.slot;
+  const permission = message.permission;
+  if (!Number.isInteger(slot) || typeof permission !== "string" || typeof message.request_id !== "string") {
+    return;
+  }
+  live.asking.set(`${slot}:${permission}`, {
+    slot,
+    permission,
+    requestId: message.request_id,
+    name: cleanText(message.engineer_name ?? "", 200) || t("status.engineer_fallback"),
+    level: typeof message.engineer_level === "string" ? message.engineer_level : null,
+    reason: typeof message.reason === "string" ? cleanText(message.reason, CONSENT_REASON_MAX) : "",
+  });
+}
+
+function forgetRequest(message) {
+  const key = `${message.slot}:${message.permission}`;
+  const known = live.asking.get(key);
+  if (known !== undefined && known.requestId === message.request_id) {
+    live.asking.delete(key);
+  }
 }
 
 function drawControls() {
@@ -418,9 +493,10 @@ function send(message) {
 
 const HANDLERS = {
   welcome(message) {
-    // A (re)connection: the broker now re-sends who is here and their keys.
+    // A (re)connection: the broker now re-sends who is here, their keys and open requests.
     live.people.clear();
     live.keys.clear();
+    live.asking.clear();
     live.organisation = message.organisation;
     const org = $("org-name");
     delete org.dataset.i18n;
@@ -450,14 +526,29 @@ const HANDLERS = {
       level: message.level ?? null,
       role: message.role,
     });
-    drawState();
-    drawReadback();
+    drawSession();
   },
   leave(message) {
     live.people.delete(message.slot);
     forgetKeys(message.slot);
-    drawState();
-    drawReadback();
+    for (const [key, request] of live.asking) {
+      if (request.slot === message.slot) {
+        live.asking.delete(key);
+      }
+    }
+    drawSession();
+  },
+  consent_request(message) {
+    rememberRequest(message);
+    drawAsking();
+  },
+  consent_grant(message) {
+    forgetRequest(message);
+    drawAsking();
+  },
+  consent_refuse(message) {
+    forgetRequest(message);
+    drawAsking();
   },
   public_key(message) {
     if (message.slot === CUSTOMER_SLOT) {
@@ -555,6 +646,7 @@ function sessionEnded() {
   live.phase = "ended";
   live.viewing = [];
   live.controller = null;
+  live.asking.clear();
   const ws = live.ws;
   live.ws = null;
   live.connected = false;
@@ -570,8 +662,10 @@ async function onFeedback(solved) {
   for (const button of buttons) {
     button.disabled = true;
   }
+  // Optional, sent with the answer; the engineers read it as text.
+  const comment = $("feedback-comment").value.trim().slice(0, MAX_COMMENT);
   try {
-    const answer = await post("/api/v1/customer/confirm", { solved }, live.joined.customer_token);
+    const answer = await post("/api/v1/customer/confirm", { solved, comment }, live.joined.customer_token);
     result.dataset.status = answer.status;
     say(result, solved ? "feedback.thanks_solved" : "feedback.thanks_not_solved", {
       case: answer.case_number,
@@ -893,7 +987,7 @@ function drawCheck(box = $("check-result")) {
   for (const session of status.sessions) {
     const row = document.createElement("tr");
     cell(row, formatTime(session.created_at));
-    cell(row, session.engineer);
+    cell(row, session.engineer ?? t("check.no_engineer"));
     const stateKey = SESSION_STATE_KEYS[session.state];
     cell(row, stateKey ? t(stateKey) : session.state);
     cell(row, session.ended_at ? formatTime(session.ended_at) : "");

@@ -19,7 +19,7 @@ import {
   peekRoute,
 } from "./framing.js";
 import { GroupReceiver, KeyPair, PairwiseChannel, PublicKey, Side, supportedAlgorithms } from "./e2e.js";
-import { b64decode, b64encode, encodeMessage, parseMessage } from "./messages.js";
+import { CONSENT_REASON_MAX, b64decode, b64encode, cleanText, encodeMessage, parseMessage } from "./messages.js";
 import { readback } from "./readback.js";
 import { parseCursor, parseUpdate } from "./screen.js";
 
@@ -219,11 +219,13 @@ export class Viewer extends EventTarget {
     return true;
   }
 
+  /** Ask for control; `reason` is shown to the customer (one line, cut as the broker cuts it). */
   requestControl(reason = "") {
     if (this.slot === null || this.status !== "observing") return false;
     this.requestIds += 1;
     this.controlPending = true;
-    this.sendText("control_request", { request_id: `console-${this.requestIds}`, slot: this.slot, reason });
+    const why = cleanText(reason, CONSENT_REASON_MAX);
+    this.sendText("control_request", { request_id: `console-${this.requestIds}`, slot: this.slot, reason: why });
     this.changed();
     return true;
   }
