@@ -136,7 +136,8 @@ class AgentProcess:
         The token travels in the environment, as on the page, never in argv (visible to every
         local user in ``ps``). The terminal prompt reads the test's answers from stdin.
         """
-        env = {**display.env, "RSB_AGENT_TOKEN": token, "PYTHONUNBUFFERED": "1"}
+        # LANGUAGE: English prompts whatever the machine's locale (the tests read the words).
+        env = {**display.env, "RSB_AGENT_TOKEN": token, "PYTHONUNBUFFERED": "1", "LANGUAGE": "en"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "agent_client.cli", "attach", "--broker", broker]
             + ["--display", display.display, "--ui", "terminal"],

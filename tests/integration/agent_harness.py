@@ -196,7 +196,8 @@ class AgentProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=REPO,
-            env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
+            # English prompts whatever the machine's locale: the tests read the agent's words.
+            env={**(env or os.environ), "PYTHONUNBUFFERED": "1", "LANGUAGE": "en"},
         )
         return cls(proc)
 
