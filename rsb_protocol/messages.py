@@ -126,6 +126,12 @@ def _base64(lo: int, hi: int) -> Constraint:
     return check
 
 
+def _token_text(where: str, value: Any) -> None:
+    # Unlike the other checks, never quotes the value: it is a credential.
+    if not 16 <= len(value) <= 4096 or re.fullmatch(r"[A-Za-z0-9._-]+", value) is None:
+        raise InvalidMessage(f"{where}: not a token")
+
+
 def _printable(where: str, value: Any) -> None:
     # Text shown to the customer as is: no line breaks, escapes or bidi overrides that could
     # make one request read as another (docs/security.md, "Text from staff").
@@ -165,6 +171,7 @@ Reason = Annotated[str, _length(0, 500)]
 Text = Annotated[str, _length(0, 2000)]
 ShownReason = Annotated[str, _length(0, CONSENT_REASON_MAX), _printable]
 KeyB64 = Annotated[str, _base64(32, 65)]
+TokenText = Annotated[str, _token_text]
 WrapB64 = Annotated[str, _base64(_WRAP_FRAME, _WRAP_FRAME)]
 
 Checker = Callable[[str, Any], Any]
@@ -431,6 +438,16 @@ class ControlRelease(Message, name="control_release"):
     """Viewer -> broker: I give control back."""
 
     slot: U16
+
+
+class Renew(Message, name="renew"):
+    """Viewer -> broker: a renewed staff token of the same user for this connection, sent
+    before the token it connected with expires (a live socket ends at its token's expiry)."""
+
+    token: TokenText
+
+    def __repr__(self) -> str:
+        return "Renew(token=<redacted>)"  # never in a log line or a test failure
 
 
 class PublicKeyAnnounce(Message, name="public_key"):

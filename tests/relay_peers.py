@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from rsb_protocol import messages as msg
 from rsb_protocol.e2e import GroupReceiver, GroupSender, KeyPair, PairwiseChannel, PublicKey, Side
-from rsb_protocol.framing import NO_FLAGS, FrameType, pack_header, peek_route
+from rsb_protocol.framing import NO_FLAGS, FrameType, pack_header, peek_position, peek_route
 
 TIMEOUT = 5.0
 
@@ -183,7 +183,8 @@ class ScriptedViewer:
                     opened.append(self.receiver.open(frame)[1])
         return opened
 
-    async def send_input(self, payload: bytes, epoch: int) -> None:
+    def pairwise_input(self, payload: bytes, epoch: int) -> bytes:
+        """An INPUT frame sealed with our pairwise key, as the console sends it."""
         agent_key = self.agent_key()
         assert agent_key is not None
         channel = PairwiseChannel(
@@ -194,7 +195,22 @@ class ScriptedViewer:
             Side.VIEWER,
             epoch=epoch,
         )
-        await self.peer.ws.send_bytes(channel.seal(FrameType.INPUT, payload))
+        return channel.seal(FrameType.INPUT, payload)
+
+    async def send_input(self, payload: bytes, epoch: int) -> None:
+        await self.peer.ws.send_bytes(self.pairwise_input(payload, epoch))
 
     async def ack(self, seq: int, epoch: int = 0) -> None:
         await self.peer.ws.send_bytes(pack_header(FrameType.ACK, self.slot, epoch, seq, NO_FLAGS))
+
+    def last_position(self) -> tuple[int, int]:
+        """(epoch, seq) of the newest screen update or keyframe this viewer received."""
+        frames = self.peer.frames(FrameType.SCREEN_UPDATE, FrameType.KEYFRAME)
+        assert frames, "no screen frame received yet"
+        return peek_position(frames[-1])
+
+    async def ack_latest(self) -> tuple[int, int]:
+        """Acknowledge what we were sent: the broker forwards no ACK beyond that."""
+        epoch, seq = self.last_position()
+        await self.ack(seq, epoch)
+        return epoch, seq

@@ -87,3 +87,12 @@ async def admit_viewer(
         lambda: [s for s in agent.peer.of(msg.State) if viewer.slot in s.viewing_slots]
     )
     await agent.admit(list(states[-1].viewing_slots))  # new epoch for everyone admitted
+
+
+async def admitted_session(broker: Broker) -> tuple[Live, ScriptedAgent, ScriptedViewer]:
+    """A live session with its agent connected and rita's viewer admitted by the customer."""
+    live = await live_session(broker)
+    agent = await ScriptedAgent.join(broker.client, live.agent_token, live.session_id)
+    viewer = await join_viewer(broker, live, live.staff)
+    await admit_viewer(broker, live, agent, viewer)
+    return live, agent, viewer

@@ -125,6 +125,12 @@ class LoginOut(Model):
     user: UserOut
 
 
+class TokenOut(Model):
+    token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_at: datetime
+
+
 class UserIn(Model):
     name: UserNameField
     display_name: Text

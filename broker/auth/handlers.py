@@ -38,6 +38,12 @@ async def login(request: web.Request) -> web.Response:
     )
 
 
+async def renew_token(request: web.Request) -> web.Response:
+    principal = await staff(request)
+    token, expires = await request.app[SERVICES_KEY].auth.renew(principal, client_addr(request))
+    return json_response({"token": token, "token_type": "Bearer", "expires_at": iso(expires)})
+
+
 async def me(request: web.Request) -> web.Response:
     principal = await staff(request)
     table = request.app[SERVICES_KEY].auth.policy.table
@@ -82,6 +88,16 @@ ROUTES = [
         body=models.LoginIn,
         response=models.LoginOut,
         errors=(401, 429, 503),
+        tags=("auth",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/token",
+        renew_token,
+        "Renew the caller's staff token before it expires (live viewer sockets take the new "
+        "one with a renew message)",
+        response=models.TokenOut,
+        errors=(401,),
         tags=("auth",),
     ),
     ApiRoute(

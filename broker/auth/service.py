@@ -293,15 +293,7 @@ class AuthService:
             raise InvalidCredentials("wrong user name or password")
         self._login_limiter.refund(reservation)
         principal = StaffPrincipal(user.name, user.display_name, Role(user.role))
-        expires = now + self._settings.staff_token_ttl
-        token = tokens.issue(
-            await self.keyring(),
-            subject=user.name,
-            kind="staff",
-            now=now,
-            ttl=self._settings.staff_token_ttl,
-            claims={"role": user.role, "name": user.display_name},
-        )
+        token, expires = await self._issue_staff(principal, now)
         new_hash = None
         if passwords.needs_rehash(user.password_hash, self._hash_params):
             # Outside the transaction: it must not hold the database for a KDF's time.
@@ -312,6 +304,31 @@ class AuthService:
                 await self._store.set_password_hash(user.name, new_hash)
             await self._audit.record(actor, "auth.login", at=now)
         return token, expires, principal
+
+    async def renew(self, principal: StaffPrincipal, client_addr: str) -> tuple[str, datetime]:
+        """A fresh staff token for a caller whose token is still valid (and user enabled).
+
+        The console renews before its token expires, so that an engineer's live connections,
+        which end at their token's expiry, carry on with the new one (``renew`` on the viewer
+        socket). Disabling the user stops it: ``staff_principal`` refuses his tokens first.
+        """
+        now = self._clock()
+        token, expires = await self._issue_staff(principal, now)
+        async with self._store.transaction():
+            await self._audit.record(principal.actor(client_addr), "auth.token_renewed", at=now)
+        return token, expires
+
+    async def _issue_staff(self, principal: StaffPrincipal, now: datetime) -> tuple[str, datetime]:
+        ttl = self._settings.staff_token_ttl
+        token = tokens.issue(
+            await self.keyring(),
+            subject=principal.name,
+            kind="staff",
+            now=now,
+            ttl=ttl,
+            claims={"role": principal.role.value, "name": principal.display_name},
+        )
+        return token, now + ttl
 
     async def staff_principal(self, token: str) -> StaffPrincipal:
         """The enabled staff user a token names; a disabled account's tokens stop at once."""

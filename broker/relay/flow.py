@@ -7,6 +7,12 @@ keyframe, and skips deltas until it arrives (``Peer`` keeps skipping them until 
 has left the queue, so a viewer that stays stalled costs one request, not one per refill).
 Cursor positions are latest-wins. Key wraps and control messages are never dropped; if even
 they overflow, the viewer is closed (flow-control close code) and may reconnect.
+
+What one party sends must never cost another its connection, so the frames a viewer or the
+customer page originates never count towards closing their recipient (usually the agent):
+ACKs and keyframe requests are latest-wins (one waits, a newer one replaces it; an ACK is
+cumulative and one keyframe answers every request), and input and chat are dropped once the
+recipient's control queue is full.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ class Offer(Enum):
     DROP = auto()
     FLUSH_DELTAS_AND_REQUEST_KEYFRAME = auto()
     REPLACE_WITH_KEYFRAME = auto()
+    REPLACE_PENDING = auto()
+    """Latest wins: keep at most one of this type waiting, the newest."""
     CLOSE = auto()
 
 
@@ -35,6 +43,8 @@ class FlowLimits:
 
 
 DELTAS = frozenset({FrameType.SCREEN_UPDATE, FrameType.CURSOR})
+LATEST_WINS = frozenset({FrameType.ACK, FrameType.KEYFRAME_REQUEST})
+DROPPED_WHEN_FULL = frozenset({FrameType.INPUT, FrameType.CHAT})
 
 
 def decide(
@@ -58,8 +68,12 @@ def decide(
         awaiting_keyframe: deltas were dropped for this viewer and no keyframe came since.
         limits: the queue bounds.
     """
+    if frame_type in LATEST_WINS:
+        return Offer.REPLACE_PENDING
     if frame_type is None or frame_type not in DELTAS and frame_type != FrameType.KEYFRAME:
-        return Offer.ENQUEUE if queued_control < limits.max_queued_control else Offer.CLOSE
+        if queued_control < limits.max_queued_control:
+            return Offer.ENQUEUE
+        return Offer.DROP if frame_type in DROPPED_WHEN_FULL else Offer.CLOSE
     full = (
         queued_frames >= limits.max_queued_frames or queued_bytes + size > limits.max_queued_bytes
     )

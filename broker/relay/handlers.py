@@ -13,6 +13,8 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum, auto
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -30,6 +32,7 @@ from broker.errors import (
     InvalidTransition,
     OriginRejected,
     RateLimited,
+    UnsupportedVersion,
 )
 from broker.relay.flow import TokenBucket
 from broker.relay.hub import Hub
@@ -52,16 +55,23 @@ from rsb_protocol.framing import (
     peek_position,
     peek_route,
 )
+from rsb_protocol.handshake import SUBPROTOCOL
 
 log = logging.getLogger(__name__)
 
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
-SUBPROTOCOL = "rsb.v1"
 TEXT_LIMIT = 64 * 1024
 MAX_MESSAGE = {"agent": 8 * 1024 * 1024, "viewer": 256 * 1024, "customer": 16 * 1024}
 # Messages per second and burst, per connection: input and acks from a viewer, control text.
 BINARY_RATE = {"agent": (5000.0, 10000.0), "viewer": (1000.0, 2000.0), "customer": (2.0, 10.0)}
 TEXT_RATE = (50.0, 200.0)
+# Lines a person types, each one audited: per viewer connection.
+CHAT_RATE = (5.0, 20.0)
+# A viewer's key is announced once per connection; a few more allow a change of algorithm,
+# and no more: each announcement is relayed to everyone in the session.
+MAX_KEY_ANNOUNCEMENTS = 4
+# Prompts on the customer's screen: control requests per viewer connection.
+CONTROL_REQUEST_RATE = (0.2, 3.0)
 BINARY_CHARGE_BATCH = 16
 DROP_AUDIT_SECONDS = 5.0
 
@@ -75,9 +85,26 @@ def _check_origin(request: web.Request) -> None:
         raise OriginRejected(f"origin {origin!r} is not allowed")
 
 
-def _token(request: web.Request) -> str:
+def _offered(request: web.Request) -> list[str]:
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    token = token_from_subprotocols([p for p in offered if p])
+    return [p for p in offered if p]
+
+
+def _check_subprotocol(request: web.Request) -> None:
+    """Refuse, before the upgrade, a client that does not speak ``rsb.v1``.
+
+    aiohttp would otherwise upgrade anyway and log every offered subprotocol, the token
+    included, at WARNING ("protocols don't overlap"). A request that is not a WebSocket
+    handshake at all is left to aiohttp, which answers it itself.
+    """
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return
+    if SUBPROTOCOL not in _offered(request):
+        raise UnsupportedVersion(f"offer the WebSocket subprotocol {SUBPROTOCOL}")
+
+
+def _token(request: web.Request) -> str:
+    token = token_from_subprotocols(_offered(request))
     if token is None:
         raise InvalidToken("offer the token as a WebSocket subprotocol rsb.token.<token>")
     return token
@@ -86,6 +113,7 @@ def _token(request: web.Request) -> str:
 def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         _check_origin(request)  # before the upgrade: refused with a plain 403
+        _check_subprotocol(request)  # likewise 400
         # aiohttp refuses a message of exactly max_msg_size bytes; MAX_MESSAGE is the largest
         # one allowed (docs/api.md).
         max_size = MAX_MESSAGE[kind] + 1
@@ -208,7 +236,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
     room.agent = peer
-    room.max_acked = (-1, 0)  # a new connection counts from a new epoch
+    room.max_acked = room.sent_position = (-1, 0)  # a new connection counts from a new epoch
     if previous is not None:
         # Anyone holding the token can do this: record who pushed the connection out (after
         # the swap, so the old pump's cleanup sees it is no longer the agent).
@@ -222,7 +250,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         # again, so send what is still open here. Otherwise ``AgentConnected`` asks it, and
         # sending it here as well would ask the agent twice.
         for request_message in room.pending_requests():
-            peer.send(request_message)
+            room.send_request(request_message)
     await _count_agent(hub, room, actor)
     if not room.ended:
         await services.sessions.set_live_state(room.session_id, "active")
@@ -286,6 +314,8 @@ def _route_from_agent(room: Room, data: bytes) -> None:
     if frame_type in _SCREEN_TYPES:
         if slot != BROADCAST_SLOT:
             raise BadRequest("screen frames are broadcast (slot 0xFFFF)")
+        if frame_type is not FrameType.CURSOR and room.frame_targets:
+            room.sent_position = peek_position(data)  # what viewers' ACKs may cover
         for viewer in room.frame_targets:
             if viewer.offer(data, frame_type):
                 _ask_keyframe(room, viewer.slot)
@@ -338,10 +368,8 @@ async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor
                 await _revoke(hub, room, slot, permission.value, actor, by="agent")
             case msg.Pause() | msg.Resume() | msg.End():
                 await _customer_decision(hub, room, item, actor, by="agent")
-            case msg.ChatMeta():
-                await room.audit(actor, "session.chat", item.to_dict())
-            case msg.Hello() | msg.Ack() | msg.ErrorMessage():
-                pass
+            case msg.Hello() | msg.Ack() | msg.ErrorMessage() | msg.ChatMeta():
+                pass  # chat is audited from the frames the relay forwards (_audit_chat)
             case _:
                 raise BadRequest(f"the agent may not send {item.TYPE!r}")
     except InvalidTransition as exc:
@@ -444,6 +472,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     try:
         # Inlined like the agent's loop: ACKs and input are per-update traffic.
         limiter = Limiter("viewer")
+        allowance = ViewerAllowance()
         while True:
             message = await ws.receive()
             if peer.closed and message.type in _PAYLOAD:
@@ -452,7 +481,10 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                 continue
             if message.type is WSMsgType.BINARY:
                 limiter.check_binary()
-                if not _route_from_viewer(room, peer, message.data):
+                routed = _route_from_viewer(room, peer, message.data)
+                if routed is Routed.CHAT:
+                    await _chat_from_viewer(room, peer, message.data, actor, allowance.chat)
+                elif routed is Routed.DROPPED:
                     dropped += 1
                     if time.monotonic() - last_drop_audit >= DROP_AUDIT_SECONDS:
                         last_drop_audit = time.monotonic()
@@ -461,7 +493,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
             elif message.type is WSMsgType.TEXT:
                 limiter.check(False)
                 item = msg.parse_message(message.data, TEXT_LIMIT)
-                await _viewer_text(hub, room, peer, item, actor, services)
+                await _viewer_text(hub, room, peer, item, actor, services, allowance)
             elif message.type in _KEEPALIVE:
                 await _keepalive(peer, message, limiter)
             elif message.type in _CLOSED:
@@ -503,42 +535,115 @@ _CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsg
 _PAYLOAD = frozenset({WSMsgType.BINARY, WSMsgType.TEXT})
 
 
-def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> bool:
-    """Relay one binary frame from a viewer; False when it was dropped (to be audited)."""
+class Routed(Enum):
+    SENT = auto()
+    DROPPED = auto()
+    """Input the viewer may not send: counted and audited."""
+    CHAT = auto()
+    """A chat line: audited, then sent, by ``_chat_from_viewer``."""
+
+
+def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> Routed:
+    """Relay one binary frame from a viewer.
+
+    A viewer the customer has not admitted (or refused) gets nothing through: no input, no
+    ACK, no keyframe request, no chat. What an admitted one sends never costs the agent its
+    connection (``flow``: latest-wins ACKs and keyframe requests, dropped input when full).
+    """
     frame_type, slot = peek_route(data)
     agent = room.agent
     if slot != peer.slot:
-        return False  # a viewer may only speak as itself
+        return Routed.DROPPED  # a viewer may only speak as itself
     if frame_type == FrameType.INPUT:
         # Only the one engineer holding control has an input route; everything else stops here.
         if room.controller is not peer or agent is None:
-            return False
+            return Routed.DROPPED
         agent.offer(data, frame_type)
     elif frame_type == FrameType.ACK:
         epoch, seq = peek_position(data)
         peer.acked = seq
+        sent_epoch, sent_seq = room.sent_position
         last_epoch, last_seq = room.max_acked
-        # The fastest viewer paces the agent: forward each newer seq, and the first ACK of
-        # any other epoch (a re-key or a restarted agent starts counting at 1 again; no
-        # update has seq 0).
-        if agent is not None and seq > 0 and (epoch != last_epoch or seq > last_seq):
+        # An ACK counts only for what was sent: the agent's current epoch, no further than
+        # the newest update relayed, and only from a viewer that may receive frames (one that
+        # acknowledges what it never got would pace the agent with made-up numbers). The
+        # fastest such viewer paces the agent: forward each newer seq, and the first ACK of a
+        # new epoch (a re-key or a restarted agent starts counting at 1 again; no update has
+        # seq 0).
+        if (
+            agent is not None
+            and 0 < seq <= sent_seq
+            and epoch == sent_epoch
+            and (epoch != last_epoch or seq > last_seq)
+            and peer in room.frame_targets
+        ):
             room.max_acked = (epoch, seq)
             agent.offer(data, frame_type)
-    elif frame_type in (FrameType.KEYFRAME_REQUEST, FrameType.CHAT):
+    elif frame_type == FrameType.KEYFRAME_REQUEST:
         if peer in room.frame_targets and agent is not None:
             agent.offer(data, frame_type)
+    elif frame_type == FrameType.CHAT:
+        if peer in room.frame_targets and agent is not None:
+            return Routed.CHAT
     else:
         raise BadRequest(f"a viewer may not send {frame_type.name} frames")
-    return True
+    return Routed.SENT
+
+
+async def _chat_from_viewer(
+    room: Room, peer: Peer, data: bytes, actor: Actor, bucket: TokenBucket
+) -> None:
+    """Audit a viewer's chat line from the frame itself, then send it to the agent."""
+    if not bucket.allow(time.monotonic()):
+        raise RateLimited("too many chat messages on this connection", retry_after=1.0)
+    await _audit_chat(room, actor, peer.slot, data, MAX_MESSAGE["viewer"])
+    agent = room.agent  # the audit awaited: the agent may have gone, or the viewer lost VIEW
+    if agent is not None and peer in room.frame_targets:
+        agent.offer(data, FrameType.CHAT)
+
+
+async def _audit_chat(room: Room, actor: Actor, slot: int, data: bytes, max_size: int) -> None:
+    """One ``session.chat`` row per line a person wrote, from the header the relay reads:
+    what is audited is what is forwarded, never a client's own account of it."""
+    envelope = Envelope.parse(data, max_size)
+    meta = msg.ChatMeta(slot, envelope.epoch, envelope.seq, len(data))
+    await room.audit(actor, "session.chat", meta.to_dict())
+
+
+@dataclass
+class ViewerAllowance:
+    """What one viewer connection may still make the others receive: each chat line and key
+    goes to the agent (and keys to everyone), each control request to the customer's screen."""
+
+    chat: TokenBucket = field(default_factory=lambda: TokenBucket(*CHAT_RATE))
+    control_requests: TokenBucket = field(
+        default_factory=lambda: TokenBucket(*CONTROL_REQUEST_RATE)
+    )
+    key_announcements: int = 0
+    announced: msg.PublicKeyAnnounce | None = None
 
 
 async def _viewer_text(
-    hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor, services: Services
+    hub: Hub,
+    room: Room,
+    peer: Peer,
+    item: msg.Message,
+    actor: Actor,
+    services: Services,
+    allowance: ViewerAllowance,
 ) -> None:
     pid = ParticipantId(peer.participant)
     try:
         match item:
             case msg.PublicKeyAnnounce(slot=slot) if slot == peer.slot:
+                if item == allowance.announced:
+                    # The same key again on this connection changes nothing. (A new connection
+                    # announces it anew: the agent forgot it when the viewer went away.)
+                    return
+                allowance.announced = item
+                allowance.key_announcements += 1
+                if allowance.key_announcements > MAX_KEY_ANNOUNCEMENTS:
+                    raise BadRequest("a viewer announces its key once per connection")
                 # A viewer holds one key: a reconnect with another algorithm replaces it.
                 for index in [k for k in room.public_keys if k[0] == peer.slot]:
                     del room.public_keys[index]
@@ -546,12 +651,19 @@ async def _viewer_text(
                 room.tell_all(item, but=peer)
             case msg.ControlRequest():
                 services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)
+                if not allowance.control_requests.allow(time.monotonic()):
+                    raise RateLimited("too many control requests; wait a little", 5.0)
                 # Shown to the customer as is: one printable line, bounded (docs/security.md).
                 why = msg.clean_text(item.reason, msg.CONSENT_REASON_MAX)
                 asked = m.ConsentRequested(
                     at=room.now(), pid=pid, permission=Permission.CONTROL, reason=why
                 )
                 await hub.apply(room, asked, actor)
+            case msg.Renew(token=token):
+                renewed = await services.auth.staff_principal(token)
+                if renewed.name != peer.participant or renewed.credential is None:
+                    raise InvalidToken("a renewed token must name the same user")
+                hub.renew(peer, renewed.credential)
             case msg.ControlRelease():
                 await hub.apply(
                     room, m.Released(at=room.now(), pid=pid, permission=Permission.CONTROL), actor
@@ -562,13 +674,11 @@ async def _viewer_text(
                             peer.slot, msg.Permission.CONTROL, "released by the engineer"
                         )
                     )
-            case msg.ChatMeta():
-                await room.audit(actor, "session.chat", item.to_dict())
-            case msg.Hello() | msg.Ack() | msg.ErrorMessage():
-                pass
+            case msg.Hello() | msg.Ack() | msg.ErrorMessage() | msg.ChatMeta():
+                pass  # chat is audited from the frames the relay forwards (_audit_chat)
             case _:
                 raise BadRequest(f"a viewer may not send {item.TYPE!r}")
-    except (InvalidTransition, Forbidden) as exc:
+    except (InvalidTransition, Forbidden, RateLimited) as exc:
         _answer_error(peer, exc)
 
 
@@ -620,7 +730,14 @@ async def _customer_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, ac
                 await _revoke(hub, room, slot, permission.value, actor, by="customer")
                 if room.agent is not None:
                     room.agent.send(item)
-            case msg.Pause() | msg.Resume() | msg.End():
+            case msg.Pause() | msg.Resume():
+                # The session rules decide first: the agent never sees a move they refused.
+                await _customer_decision(hub, room, item, actor, by="customer")
+                if room.agent is not None:
+                    room.agent.send(item)
+            case msg.End():
+                # The rules refuse an end only once the session has ended, and ending closes
+                # every socket (queued messages first): so the agent hears it before that.
                 if room.agent is not None:
                     room.agent.send(item)
                 await _customer_decision(hub, room, item, actor, by="customer")
@@ -641,10 +758,10 @@ async def _route_from_customer(room: Room, peer: Peer, data: bytes, actor: Actor
     # Only the page whose key the agent holds, speaking as the customer slot, reaches it.
     if slot != CUSTOMER_SLOT or room.chat_page is not peer or agent is None:
         return
-    envelope = Envelope.parse(data, MAX_MESSAGE["customer"])
-    meta = msg.ChatMeta(CUSTOMER_SLOT, envelope.epoch, envelope.seq, len(data))
-    await room.audit(actor, "session.chat", meta.to_dict())  # recorded, then delivered
-    agent.offer(data, frame_type)
+    await _audit_chat(room, actor, CUSTOMER_SLOT, data, MAX_MESSAGE["customer"])  # then sent
+    agent = room.agent
+    if agent is not None and room.chat_page is peer:
+        agent.offer(data, frame_type)
 
 
 def add_relay_routes(app: web.Application) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from broker.appkeys import Clock
 from broker.audit.log import Actor
-from broker.auth.revocation import ExpiryQueue, Revocation, stale
+from broker.auth.revocation import Credential, ExpiryQueue, Revocation, stale
 from broker.errors import AccessRevoked, CloseCode, Conflict, InvalidTransition, TokenExpired
 from broker.relay.flow import FlowLimits
 from broker.relay.peer import Peer
@@ -171,6 +171,13 @@ class Hub:
             raise TokenExpired(_CLOSE_MESSAGES["token_expired"])
         self._live[peer] = room
         self._expiry.add(peer, credential.deadline())
+
+    def renew(self, peer: Peer, credential: Credential) -> None:
+        """A live peer presented a renewed token (``renew``): it now ends at that one's expiry,
+        and the revocations that cover the new token are the ones that close it."""
+        if peer in self._live and not peer.closed:
+            peer.credential = credential
+            self._expiry.add(peer, credential.deadline())
 
     def forget(self, peer: Peer) -> None:
         """The peer's connection is over: stop tracking it (its endpoint's cleanup calls this)."""

@@ -45,6 +45,9 @@ _HEADER_7 = struct.Struct("!BB").pack
 _HEADER_16 = struct.Struct("!BBH").pack
 _HEADER_64 = struct.Struct("!BBQ").pack
 _FRAMES = DELTAS | {FrameType.KEYFRAME}
+_PENDING = bytes(bytearray(b"pending"))
+"""Queue entry standing for the one waiting latest-wins message of its type (``_pending``);
+made at run time so that no received frame can be this very object."""
 
 
 class Peer:
@@ -92,6 +95,7 @@ class Peer:
         """Pinged by the heartbeat and not yet answered (see ``Hub.ping_all``)."""
         self._limits = limits
         self._queue: deque[tuple[bytes | str | None, FrameType | None]] = deque()
+        self._pending: dict[FrameType, bytes] = {}
         self._frames = 0
         self._bytes = 0
         self._control = 0
@@ -150,6 +154,11 @@ class Peer:
         )
         if verdict is Offer.ENQUEUE:
             self._push(data, frame_type)
+            return False
+        if verdict is Offer.REPLACE_PENDING:
+            if frame_type not in self._pending:
+                self._push(_PENDING, frame_type)
+            self._pending[frame_type] = data
             return False
         if verdict is Offer.DROP:
             self.dropped += 1
@@ -250,6 +259,8 @@ class Peer:
                     self._bytes -= len(item)
                 else:
                     self._control -= 1
+                if item is _PENDING and frame_type is not None:
+                    item = self._pending.pop(frame_type)
                 if isinstance(item, str):
                     await ws.send_str(item)
                 else:

@@ -74,6 +74,8 @@ class Room:
         # The newest (epoch, seq) acknowledged to the agent. The sequence starts again with
         # each epoch and with each agent process, so a new epoch always goes through.
         self.max_acked: tuple[int, int] = (-1, 0)
+        # The newest (epoch, seq) of a screen update relayed to any viewer: no ACK goes further.
+        self.sent_position: tuple[int, int] = (-1, 0)
         self._slots: dict[str, int] = {}
         self._names: dict[int, tuple[str, str | None]] = {}
         self._requests: dict[tuple[int, str], str] = {}
@@ -86,6 +88,9 @@ class Room:
         # The requests the customer pages were shown, (slot, permission) -> request id; each
         # is closed on the pages with the agent's answer (``_show_requests``).
         self._shown: dict[tuple[int, str], str] = {}
+        # The request ids already sent on the agent's current connection (``send_request``).
+        self._asked_on: Peer | None = None
+        self._asked_ids: set[str] = set()
 
     # --- slots ----------------------------------------------------------------------------
 
@@ -152,7 +157,24 @@ class Room:
         slot = self.slot_for(pid)
         if self.agent is not None:
             request_id = self._request_id(slot, permission)
-            self.agent.send(self._consent_request(request_id, slot, permission, reason))
+            self.send_request(self._consent_request(request_id, slot, permission, reason))
+
+    def send_request(self, request: msg.ConsentRequest) -> None:
+        """Send the agent a consent request, at most once per id on each of its connections.
+
+        A replacing connection is sent what is open, and the state machine may ask the same
+        again when it counts the agent back (a late ``AgentDisconnected`` of the connection it
+        replaced, then ``AgentConnected``): the agent keeps its prompt either way, but one
+        question is one message.
+        """
+        agent = self.agent
+        if agent is None:
+            return
+        if self._asked_on is not agent:
+            self._asked_on, self._asked_ids = agent, set()
+        if request.request_id not in self._asked_ids:
+            self._asked_ids.add(request.request_id)
+            agent.send(request)
 
     def _request_id(self, slot: int, permission: str) -> str:
         """The id of the open request for `permission` in `slot`, made on first use.

@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 import aiohttp
+import pytest
 
 from broker.errors import CloseCode
 from broker.relay.handlers import HUB_KEY
@@ -101,8 +102,10 @@ async def test_only_the_controller_sends_input(broker: Broker) -> None:
             s for s in rita.peer.of(msg.State) if s.controller_slot is None and s.viewing_slots
         ]
     )
+    sync = await agent.screen(b"sync")
+    await rita.peer.wait(lambda: sync in rita.peer.binaries)
     await rita.send_input(b'{"type":"text","text":"late"}', epoch)
-    await rita.ack(1)  # a frame after the input: once it arrives, the input was handled
+    await rita.ack_latest()  # a frame after the input: once it arrives, the input was handled
     await agent.peer.wait(lambda: agent.peer.frames(FrameType.ACK))
     assert len(agent.peer.frames(FrameType.INPUT)) == 1
     sec = await broker.staff("sam", Role.SECURITY)
@@ -252,9 +255,28 @@ async def test_refusals_have_specific_codes(broker: Broker) -> None:
     ws = await broker.client.ws_connect("/ws/agent", protocols=("rsb.v1",))
     await ws.receive()
     assert ws.close_code == CloseCode.INVALID_TOKEN
-    ws = await broker.client.ws_connect(f"/ws/agent?token={live.agent_token}")
-    await ws.receive()
-    assert ws.close_code == CloseCode.INVALID_TOKEN
+    # Without rsb.v1 (a token in the URL, or the token alone as a subprotocol, which aiohttp
+    # would log at WARNING): refused before the upgrade.
+    for url, protocols in (
+        (f"/ws/agent?token={live.agent_token}", ()),
+        ("/ws/agent", (f"rsb.token.{live.agent_token}",)),
+        (f"/ws/viewer/{live.session_id}", (f"rsb.token.{bearer_token(live.staff)}",)),
+        ("/ws/customer", (f"rsb.token.{live.customer_token}", "rsb.v2")),
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await broker.client.ws_connect(url, protocols=protocols)
+        assert refused.value.status == 400, url
+    plain = await broker.client.get(
+        "/ws/agent",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Protocol": f"rsb.token.{live.agent_token}",
+        },
+    )
+    assert plain.status == 400 and (await plain.json())["error"] == "unsupported_version"
     wrong = await connect(broker.client, "/ws/agent", live.customer_token)
     assert await wrong.closed() == CloseCode.INVALID_TOKEN
     # A security reviewer may not observe customer screens.

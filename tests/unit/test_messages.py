@@ -40,6 +40,7 @@ from rsb_protocol.messages import (
     Pause,
     Permission,
     PublicKeyAnnounce,
+    Renew,
     Resume,
     Role,
     State,
@@ -73,6 +74,7 @@ EXAMPLES: list[Message] = [
     Resume(Role.CUSTOMER),
     End(Role.AGENT, "customer closed the window"),
     ChatMeta(3, 2, 17, 42),
+    Renew("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"),
     Welcome(
         slot=3,
         participant="alice",
@@ -96,7 +98,7 @@ _DROP: Any = object()
 
 def test_every_registered_type_has_an_example() -> None:
     assert {type(example) for example in EXAMPLES} == set(MESSAGE_TYPES.values())
-    assert len(MESSAGE_TYPES) == 19
+    assert len(MESSAGE_TYPES) == 20
 
 
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.TYPE)

@@ -14,7 +14,7 @@ from broker.relay.peer import binary_frame_header
 from rsb_protocol.framing import FrameType
 
 LIMITS = FlowLimits(max_queued_frames=4, max_queued_bytes=1000, max_queued_control=3)
-NEVER_DROPPED = [None, FrameType.KEY_WRAP, FrameType.CHAT, FrameType.INPUT, FrameType.ACK]
+NEVER_DROPPED = [None, FrameType.KEY_WRAP]
 
 
 def _decide(
@@ -46,6 +46,23 @@ def test_control_messages_and_key_wraps_queue_until_the_control_bound_then_close
     assert _decide(frame_type, control=2, **busy) is Offer.ENQUEUE  # type: ignore[arg-type]
     assert _decide(frame_type, control=3) is Offer.CLOSE
     assert _decide(frame_type, control=50) is Offer.CLOSE
+
+
+@pytest.mark.parametrize("frame_type", [FrameType.ACK, FrameType.KEYFRAME_REQUEST])
+def test_acks_and_keyframe_requests_are_latest_wins_and_never_close(frame_type: FrameType) -> None:
+    # A viewer that floods the agent with these replaces its own waiting one: the agent's
+    # connection never pays for it (issue 11: 300 ACKs closed the agent with 4201).
+    for control in (0, 3, 50):
+        assert _decide(frame_type, control=control) is Offer.REPLACE_PENDING
+
+
+@pytest.mark.parametrize("frame_type", [FrameType.INPUT, FrameType.CHAT])
+def test_input_and_chat_are_dropped_not_closed_once_the_control_queue_is_full(
+    frame_type: FrameType,
+) -> None:
+    assert _decide(frame_type, control=2) is Offer.ENQUEUE
+    assert _decide(frame_type, control=3) is Offer.DROP
+    assert _decide(frame_type, control=50) is Offer.DROP
 
 
 def test_a_delta_that_does_not_fit_flushes_the_deltas_and_asks_for_a_keyframe() -> None:

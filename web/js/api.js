@@ -37,7 +37,31 @@ async function errorFrom(response) {
 export function createApi({ base = "", fetchImpl = globalThis.fetch.bind(globalThis) } = {}) {
   let token = null;
   let user = null;
+  let renewTimer = null;
   const listeners = new Set();
+  const renewedListeners = new Set();
+
+  // Renew at four fifths of the token's life: a live viewer socket ends at its token's expiry,
+  // so the console hands each renewed token to its socket too (onRenewed).
+  function scheduleRenewal(expiresAt) {
+    clearTimeout(renewTimer);
+    const life = Date.parse(expiresAt) - Date.now();
+    if (!Number.isFinite(life)) return;
+    renewTimer = setTimeout(renew, Math.max(5_000, life * 0.8));
+  }
+
+  async function renew() {
+    if (!token) return;
+    try {
+      const result = await request("POST", "/api/v1/token");
+      token = result.token;
+      scheduleRenewal(result.expires_at);
+      for (const listener of renewedListeners) listener(token);
+    } catch (error) {
+      // 401 already told the page (sign in again); otherwise try again shortly.
+      if (!(error instanceof ApiError && error.status === 401)) renewTimer = setTimeout(renew, 30_000);
+    }
+  }
 
   async function request(method, path, body) {
     const headers = { Accept: "application/json" };
@@ -76,13 +100,20 @@ export function createApi({ base = "", fetchImpl = globalThis.fetch.bind(globalT
     onUnauthorized(listener) {
       listeners.add(listener);
     },
+    /** Called with each renewed token (every four fifths of its life while signed in). */
+    onRenewed(listener) {
+      renewedListeners.add(listener);
+    },
     async login(username, password) {
       const result = await request("POST", "/api/v1/login", { username, password });
       token = result.token;
       user = result.user;
+      scheduleRenewal(result.expires_at);
       return result;
     },
+    renew,
     logout() {
+      clearTimeout(renewTimer);
       token = null;
       user = null;
     },

@@ -726,6 +726,7 @@ function init() {
   $("login-form").addEventListener("submit", onLogin);
   $("logout-btn").addEventListener("click", () => signedOut());
   api.onUnauthorized(() => signedOut("Your sign-in expired. Please sign in again."));
+  api.onRenewed((token) => live?.viewer.renew(token));
   $("case-form").addEventListener("submit", onCreateCase);
   $("detail-close").addEventListener("click", closeCaseDetail);
   $("terms-form").addEventListener("submit", onChangeTerms);

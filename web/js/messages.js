@@ -171,6 +171,7 @@ const SCHEMAS = {
   consent_revoke: [["slot", u16, REQUIRED], ["permission", permission, REQUIRED], ["reason", reason, ""]],
   control_request: [["request_id", ident, REQUIRED], ["slot", u16, REQUIRED], ["reason", reason, ""]],
   control_release: [["slot", u16, REQUIRED]],
+  renew: [["token", string(16, 4096, /^[A-Za-z0-9._-]+$/), REQUIRED]],
   public_key: [["slot", u16, REQUIRED], ["algorithm", algorithm, REQUIRED], ["key", base64(32, 65), REQUIRED]],
   group_key: [["slot", u16, REQUIRED], ["epoch", u32, REQUIRED], ["wrapped", base64(WRAP_FRAME, WRAP_FRAME), REQUIRED]],
   ack: [["ref", ident, REQUIRED]],

@@ -207,6 +207,12 @@ export class Viewer extends EventTarget {
 
   // --- outgoing -----------------------------------------------------------------------------
 
+  /** A renewed staff token: the live socket carries on under it, and reconnects use it. */
+  renew(token) {
+    this.token = token;
+    this.sendText("renew", { token });
+  }
+
   sendText(type, fields) {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
     this.ws.send(encodeMessage(type, fields));
@@ -257,15 +263,13 @@ export class Viewer extends EventTarget {
     return this.mayInput && this.sendBinary(frame);
   }
 
-  /** Chat to the agent, sealed with our pairwise key; the broker audits only its size. */
+  /** Chat to the agent, sealed with our pairwise key; the broker audits the frame's header. */
   async sendChat(text) {
     if (!this.pairwise || !text) return false;
     const payload = new TextEncoder().encode(text);
     if (payload.length > MAX_CHAT_BYTES) throw new Error("message too long");
     const frame = await this.pairwise.seal(FrameType.CHAT, payload);
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     if (!this.sendBinary(frame)) return false;
-    this.sendText("chat", { slot: this.slot, epoch: view.getUint32(6), seq: Number(view.getBigUint64(10)), size: frame.length });
     this.emit("chat", { from: this.welcome.participant, text, own: true });
     return true;
   }
