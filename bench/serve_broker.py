@@ -3,7 +3,7 @@
 ``python -m bench.serve_broker --lift-rate-limits serve --db ... --port ...``
 
 ``--lift-rate-limits`` raises the per-connection binary message limits of the relay
-(``broker.relay.handlers.BINARY_RATE``: 5,000 msg/s for an agent, 1,000 msg/s for a viewer as
+(``broker.relay.limits.BINARY_RATE``: 5,000 msg/s for an agent, 1,000 msg/s for a viewer as
 shipped) so that a throughput test measures the relay's ceiling rather than the limit.
 
 Without it the bench starts the broker exactly as production does (``python -m broker.cli
@@ -24,10 +24,10 @@ def main(argv: list[str]) -> int:
     args = list(argv)
     if "--lift-rate-limits" in args:
         args.remove("--lift-rate-limits")
-        from broker.relay import handlers
+        from broker.relay import limits
 
         for kind in ("agent", "viewer"):
-            handlers.BINARY_RATE[kind] = LIFTED
+            limits.BINARY_RATE[kind] = LIFTED
     from broker.cli import main as rsb_main
 
     return int(rsb_main(args) or 0)

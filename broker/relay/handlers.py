@@ -13,8 +13,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import Enum, auto
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -36,8 +34,25 @@ from broker.errors import (
 )
 from broker.relay.flow import TokenBucket
 from broker.relay.hub import Hub
+from broker.relay.limits import (
+    DROP_AUDIT_SECONDS,
+    MAX_KEY_ANNOUNCEMENTS,
+    MAX_MESSAGE,
+    TEXT_LIMIT,
+    Limiter,
+    ViewerAllowance,
+)
 from broker.relay.peer import Peer
+from broker.relay.relaying import (
+    Routed,
+    ask_keyframe,
+    deliver,
+    route_from_agent,
+    route_from_viewer,
+    viewer_sender,
+)
 from broker.relay.room import AGENT_JOIN, Room
+from broker.relay.routing import Sender, SlotIs, Verdict, route, slot_is
 from broker.services import Services
 from broker.sessions import machine as m
 from broker.sessions.machine import ConsentSource
@@ -46,13 +61,9 @@ from rsb_protocol import messages as msg
 from rsb_protocol.errors import ProtocolError
 from rsb_protocol.framing import (
     AGENT_SLOT,
-    BROADCAST_SLOT,
     CUSTOMER_SLOT,
-    NO_FLAGS,
     Envelope,
     FrameType,
-    pack_header,
-    peek_position,
     peek_route,
 )
 from rsb_protocol.handshake import SUBPROTOCOL
@@ -60,20 +71,6 @@ from rsb_protocol.handshake import SUBPROTOCOL
 log = logging.getLogger(__name__)
 
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
-TEXT_LIMIT = 64 * 1024
-MAX_MESSAGE = {"agent": 8 * 1024 * 1024, "viewer": 256 * 1024, "customer": 16 * 1024}
-# Messages per second and burst, per connection: input and acks from a viewer, control text.
-BINARY_RATE = {"agent": (5000.0, 10000.0), "viewer": (1000.0, 2000.0), "customer": (2.0, 10.0)}
-TEXT_RATE = (50.0, 200.0)
-# Lines a person types, each one audited: per viewer connection.
-CHAT_RATE = (5.0, 20.0)
-# A viewer's key is announced once per connection; a few more allow a change of algorithm,
-# and no more: each announcement is relayed to everyone in the session.
-MAX_KEY_ANNOUNCEMENTS = 4
-# Prompts on the customer's screen: control requests per viewer connection.
-CONTROL_REQUEST_RATE = (0.2, 3.0)
-BINARY_CHARGE_BATCH = 16
-DROP_AUDIT_SECONDS = 5.0
 
 Pump = Callable[[web.Request, web.WebSocketResponse, Hub], Awaitable[None]]
 
@@ -143,35 +140,6 @@ def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.St
     return handler
 
 
-class Limiter:
-    """Per-connection rate limits; exceeding them closes the connection (4029).
-
-    Binary messages are the frame path, so they are charged to the bucket in batches of up to
-    ``BINARY_CHARGE_BATCH`` (one clock read and one bucket update per batch, not per message).
-    A flood is still stopped within that many messages of crossing the limit.
-    """
-
-    def __init__(self, kind: str) -> None:
-        rate, burst = BINARY_RATE[kind]
-        self.binary = TokenBucket(rate, burst)
-        self.text = TokenBucket(*TEXT_RATE)
-        self._batch = max(1, min(BINARY_CHARGE_BATCH, int(burst)))
-        self._uncharged = 0
-
-    def check(self, binary: bool) -> None:
-        if binary:
-            self.check_binary()
-        elif not self.text.allow(time.monotonic()):
-            raise RateLimited("too many messages on this connection", retry_after=1.0)
-
-    def check_binary(self) -> None:
-        self._uncharged += 1
-        if self._uncharged >= self._batch:
-            cost, self._uncharged = self._uncharged, 0
-            if not self.binary.allow(time.monotonic(), cost):
-                raise RateLimited("too many messages on this connection", retry_after=1.0)
-
-
 _KEEPALIVE = frozenset({WSMsgType.PING, WSMsgType.PONG})
 
 
@@ -198,15 +166,6 @@ async def _messages(peer: Peer) -> AsyncIterator[bytes | msg.Message]:
             await _keepalive(peer, message, limiter)
         elif message.type is WSMsgType.ERROR:
             break
-
-
-def _keyframe_request(slot: int) -> bytes:
-    return pack_header(FrameType.KEYFRAME_REQUEST, slot, 0, 0, NO_FLAGS)
-
-
-def _ask_keyframe(room: Room, slot: int) -> None:
-    if room.agent is not None:
-        room.agent.offer(_keyframe_request(slot), FrameType.KEYFRAME_REQUEST)
 
 
 def _answer_error(peer: Peer, exc: BrokerError) -> None:
@@ -261,7 +220,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         async for message in ws:
             if message.type is WSMsgType.BINARY:
                 limiter.check_binary()
-                _route_from_agent(room, message.data)
+                route_from_agent(room, message.data)
             elif message.type is WSMsgType.TEXT:
                 limiter.check(False)
                 item = msg.parse_message(message.data, TEXT_LIMIT)
@@ -304,35 +263,6 @@ async def _count_agent(hub: Hub, room: Room, actor: Actor) -> None:
         )
         with contextlib.suppress(InvalidTransition):  # another event got there first
             await hub.apply(room, event, actor)
-
-
-_SCREEN_TYPES = frozenset({FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR})
-
-
-def _route_from_agent(room: Room, data: bytes) -> None:
-    frame_type, slot = peek_route(data)
-    if frame_type in _SCREEN_TYPES:
-        if slot != BROADCAST_SLOT:
-            raise BadRequest("screen frames are broadcast (slot 0xFFFF)")
-        if frame_type is not FrameType.CURSOR and room.frame_targets:
-            room.sent_position = peek_position(data)  # what viewers' ACKs may cover
-        for viewer in room.frame_targets:
-            if viewer.offer(data, frame_type):
-                _ask_keyframe(room, viewer.slot)
-    elif frame_type is FrameType.CHAT and slot in (BROADCAST_SLOT, CUSTOMER_SLOT):
-        # The customer's chat, re-sealed by the agent under the group key, goes to whoever
-        # holds that key; the engineers' chat, sealed to the page's key, to the chat page.
-        targets = room.frame_targets if slot == BROADCAST_SLOT else (room.chat_page,)
-        for target in targets:
-            if target is not None:
-                target.offer(data, frame_type)
-    elif frame_type in (FrameType.KEY_WRAP, FrameType.CHAT):
-        target = room.viewers.get(slot)
-        # A key wrap goes only to a viewer the customer admitted.
-        if target is not None and target in room.frame_targets:
-            target.offer(data, frame_type)
-    else:
-        raise BadRequest(f"the agent may not send {frame_type.name} frames")
 
 
 async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor: Actor) -> None:
@@ -441,7 +371,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     room.viewers[slot] = peer
     if previous is not None:
         await room.audit(actor, "relay.replaced", {"kind": "viewer", "slot": slot})
-    peer.request_keyframe = lambda: _ask_keyframe(room, slot)
+    peer.request_keyframe = lambda: ask_keyframe(room, slot)
     room.remember(peer)
     peer.start()
     room.greet(peer)
@@ -481,7 +411,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                 continue
             if message.type is WSMsgType.BINARY:
                 limiter.check_binary()
-                routed = _route_from_viewer(room, peer, message.data)
+                routed = route_from_viewer(room, peer, message.data)
                 if routed is Routed.CHAT:
                     await _chat_from_viewer(room, peer, message.data, actor, allowance.chat)
                 elif routed is Routed.DROPPED:
@@ -535,61 +465,6 @@ _CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsg
 _PAYLOAD = frozenset({WSMsgType.BINARY, WSMsgType.TEXT})
 
 
-class Routed(Enum):
-    SENT = auto()
-    DROPPED = auto()
-    """Input the viewer may not send: counted and audited."""
-    CHAT = auto()
-    """A chat line: audited, then sent, by ``_chat_from_viewer``."""
-
-
-def _route_from_viewer(room: Room, peer: Peer, data: bytes) -> Routed:
-    """Relay one binary frame from a viewer.
-
-    A viewer the customer has not admitted (or refused) gets nothing through: no input, no
-    ACK, no keyframe request, no chat. What an admitted one sends never costs the agent its
-    connection (``flow``: latest-wins ACKs and keyframe requests, dropped input when full).
-    """
-    frame_type, slot = peek_route(data)
-    agent = room.agent
-    if slot != peer.slot:
-        return Routed.DROPPED  # a viewer may only speak as itself
-    if frame_type == FrameType.INPUT:
-        # Only the one engineer holding control has an input route; everything else stops here.
-        if room.controller is not peer or agent is None:
-            return Routed.DROPPED
-        agent.offer(data, frame_type)
-    elif frame_type == FrameType.ACK:
-        epoch, seq = peek_position(data)
-        peer.acked = seq
-        sent_epoch, sent_seq = room.sent_position
-        last_epoch, last_seq = room.max_acked
-        # An ACK counts only for what was sent: the agent's current epoch, no further than
-        # the newest update relayed, and only from a viewer that may receive frames (one that
-        # acknowledges what it never got would pace the agent with made-up numbers). The
-        # fastest such viewer paces the agent: forward each newer seq, and the first ACK of a
-        # new epoch (a re-key or a restarted agent starts counting at 1 again; no update has
-        # seq 0).
-        if (
-            agent is not None
-            and 0 < seq <= sent_seq
-            and epoch == sent_epoch
-            and (epoch != last_epoch or seq > last_seq)
-            and peer in room.frame_targets
-        ):
-            room.max_acked = (epoch, seq)
-            agent.offer(data, frame_type)
-    elif frame_type == FrameType.KEYFRAME_REQUEST:
-        if peer in room.frame_targets and agent is not None:
-            agent.offer(data, frame_type)
-    elif frame_type == FrameType.CHAT:
-        if peer in room.frame_targets and agent is not None:
-            return Routed.CHAT
-    else:
-        raise BadRequest(f"a viewer may not send {frame_type.name} frames")
-    return Routed.SENT
-
-
 async def _chat_from_viewer(
     room: Room, peer: Peer, data: bytes, actor: Actor, bucket: TokenBucket
 ) -> None:
@@ -597,9 +472,10 @@ async def _chat_from_viewer(
     if not bucket.allow(time.monotonic()):
         raise RateLimited("too many chat messages on this connection", retry_after=1.0)
     await _audit_chat(room, actor, peer.slot, data, MAX_MESSAGE["viewer"])
-    agent = room.agent  # the audit awaited: the agent may have gone, or the viewer lost VIEW
-    if agent is not None and peer in room.frame_targets:
-        agent.offer(data, FrameType.CHAT)
+    # The audit awaited: the agent may have gone, or the viewer lost VIEW meanwhile.
+    found = route(viewer_sender(room, peer), FrameType.CHAT, SlotIs.OWN)
+    if found.verdict is Verdict.FORWARD:
+        deliver(room, found, FrameType.CHAT, peer.slot, data)
 
 
 async def _audit_chat(room: Room, actor: Actor, slot: int, data: bytes, max_size: int) -> None:
@@ -608,19 +484,6 @@ async def _audit_chat(room: Room, actor: Actor, slot: int, data: bytes, max_size
     envelope = Envelope.parse(data, max_size)
     meta = msg.ChatMeta(slot, envelope.epoch, envelope.seq, len(data))
     await room.audit(actor, "session.chat", meta.to_dict())
-
-
-@dataclass
-class ViewerAllowance:
-    """What one viewer connection may still make the others receive: each chat line and key
-    goes to the agent (and keys to everyone), each control request to the customer's screen."""
-
-    chat: TokenBucket = field(default_factory=lambda: TokenBucket(*CHAT_RATE))
-    control_requests: TokenBucket = field(
-        default_factory=lambda: TokenBucket(*CONTROL_REQUEST_RATE)
-    )
-    key_announcements: int = 0
-    announced: msg.PublicKeyAnnounce | None = None
 
 
 async def _viewer_text(
@@ -752,16 +615,15 @@ async def _customer_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, ac
 async def _route_from_customer(room: Room, peer: Peer, data: bytes, actor: Actor) -> None:
     """Chat from the customer page, sealed to the agent's key: the page's only binary frame."""
     frame_type, slot = peek_route(data)
-    if frame_type is not FrameType.CHAT:
+    sender = Sender.CHAT_PAGE if room.chat_page is peer else Sender.OTHER_PAGE
+    found = route(sender, frame_type, slot_is(slot, CUSTOMER_SLOT))
+    if found.verdict is Verdict.REFUSE:
         raise BadRequest(f"the customer page may not send {frame_type.name} frames")
-    agent = room.agent
-    # Only the page whose key the agent holds, speaking as the customer slot, reaches it.
-    if slot != CUSTOMER_SLOT or room.chat_page is not peer or agent is None:
+    if found.verdict is not Verdict.FORWARD or room.agent is None:
         return
     await _audit_chat(room, actor, CUSTOMER_SLOT, data, MAX_MESSAGE["customer"])  # then sent
-    agent = room.agent
-    if agent is not None and room.chat_page is peer:
-        agent.offer(data, frame_type)
+    if room.chat_page is peer:  # the audit awaited: another page may have taken the chat
+        deliver(room, found, frame_type, slot, data)
 
 
 def add_relay_routes(app: web.Application) -> None:

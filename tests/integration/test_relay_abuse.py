@@ -13,6 +13,9 @@ import asyncio
 import socket
 from dataclasses import replace
 
+import pytest
+
+from broker.errors import CloseCode
 from broker.relay.handlers import HUB_KEY
 from broker.relay.hub import Hub
 from broker.relay.peer import WRITE_BUFFER_LOW
@@ -23,6 +26,7 @@ from tests.conftest import Broker
 from tests.relay_peers import ScriptedAgent, ScriptedViewer, connect
 from tests.relay_sessions import (
     Live,
+    admit_viewer,
     admitted_session,
     audit_events,
     join_viewer,
@@ -251,3 +255,24 @@ async def test_customer_pause_and_resume_reach_the_agent_only_once_accepted(
     assert len(agent.peer.of(msg.Pause)) == 1 and len(agent.peer.of(msg.Resume)) == 1
     for peer in (page, viewer.peer, agent.peer):
         await peer.close()
+
+
+@pytest.mark.parametrize(
+    "kind", [FrameType.SCREEN_UPDATE, FrameType.KEYFRAME, FrameType.CURSOR, FrameType.KEY_WRAP]
+)
+async def test_a_viewer_sending_what_only_the_agent_sends_is_closed_and_relays_nothing(
+    broker: Broker, kind: FrameType
+) -> None:
+    """Routing refuses these outright (4400); none reaches the agent or the other viewer."""
+    live, agent, rita = await admitted_session(broker)
+    evan = await join_viewer(broker, live, await broker.staff("evan", Role.ENGINEERING, "Evan"))
+    await admit_viewer(broker, live, agent, evan)
+    forged = pack_header(kind, rita.slot, 1, 1, NO_FLAGS) + b"\x00" * 48
+    before = len(evan.peer.binaries), len(agent.peer.binaries)
+    await rita.peer.ws.send_bytes(forged)
+    assert await rita.peer.closed() == CloseCode.BAD_MESSAGE
+    await _agent_is_intact(broker, live, agent)
+    assert forged not in evan.peer.binaries[before[0] :]
+    assert forged not in agent.peer.binaries[before[1] :]
+    await evan.peer.close()
+    await agent.peer.close()

@@ -23,8 +23,9 @@ import pytest
 
 from broker.app import AGENT_LOST_AFTER_RESTART, AGENT_NEVER_CONNECTED, create_app, sweep
 from broker.errors import CloseCode
-from broker.relay.handlers import HUB_KEY, MAX_MESSAGE
+from broker.relay.handlers import HUB_KEY
 from broker.relay.hub import Hub
+from broker.relay.limits import MAX_MESSAGE
 from broker.settings import Settings
 from broker.types import Role
 from rsb_protocol import messages as msg
