@@ -47,7 +47,6 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from broker.errors import InvalidTransition, ValidationFailed
-from broker.sessions.participants import Invitation as Invitation  # re-exported: one import
 from broker.sessions.participants import Participant as Participant
 from broker.sessions.participants import Phase as Phase
 from broker.sessions.participants import SessionState as SessionState
@@ -173,20 +172,6 @@ class Paused(Event):
 
 class Resumed(Event):
     """The customer resumed sharing."""
-
-
-@dataclass(frozen=True)
-class Invited(Event):
-    """An engineer invites a named user or a level to join (escalation), for a reason."""
-
-    by_pid: ParticipantId
-    target_user: str | None
-    target_level: Level | None
-    reason: str
-
-    def __post_init__(self) -> None:
-        _require(bool(self.reason.strip()), "an invitation needs a reason")
-        _require(self.target_user is not None or self.target_level is not None, "invite whom?")
 
 
 @dataclass(frozen=True)
@@ -475,15 +460,6 @@ def _resumed(state: SessionState, e: Resumed) -> _Step:
     return replace(state, paused=False), [Audit("session.resumed", {})]
 
 
-def _invited(state: SessionState, e: Invited) -> _Step:
-    if not _get(state, e.by_pid).connected:
-        raise InvalidTransition(f"{e.by_pid!r} is disconnected", pid=e.by_pid)
-    invite = Invitation(e.by_pid, e.target_user, e.target_level, e.reason, e.at)
-    state = replace(state, invitations=(*state.invitations, invite))
-    details = {"by": e.by_pid, "user": e.target_user, "level": e.target_level, "reason": e.reason}
-    return state, [Audit("session.invited", details)]
-
-
 def _ended(state: SessionState, e: Ended) -> _Step:
     return _end(state, e.by, e.reason)
 
@@ -507,7 +483,6 @@ TRANSITIONS: Mapping[type[Event], Callable[[SessionState, Any], _Step]] = Mappin
         Released: _released,
         Paused: _paused,
         Resumed: _resumed,
-        Invited: _invited,
         Ended: _ended,
         Tick: _tick,
     }

@@ -45,17 +45,6 @@ class Participant:
 
 
 @dataclass(frozen=True)
-class Invitation:
-    """An engineer asked someone else (a user or a level) to join, for a stated reason."""
-
-    by_pid: ParticipantId
-    target_user: str | None
-    target_level: Level | None
-    reason: str
-    at: datetime
-
-
-@dataclass(frozen=True)
 class SessionState:
     """Everything the rules need about one session. Build with ``new``, change with ``apply``."""
 
@@ -68,7 +57,6 @@ class SessionState:
     end_reason: str | None = None
     participants: tuple[Participant, ...] = ()
     epoch: int = 0
-    invitations: tuple[Invitation, ...] = ()
     holder: ParticipantId | None = None
     """The engineer who has the session in hand, named to the customer (machine rule 7)."""
 

@@ -26,8 +26,6 @@ from broker.sessions.machine import (
     EngineerLeft,
     EngineerReconnected,
     Event,
-    Invitation,
-    Invited,
     NewEpoch,
     Notify,
     Paused,
@@ -149,8 +147,6 @@ def test_an_unknown_event_type_is_refused() -> None:
         lambda: EngineerJoined(A, "  ", None, at=t()),
         lambda: ConsentGranted(A, VIEW, "engineer", at=t()),  # type: ignore[arg-type]
         lambda: ConsentRevoked(A, VIEW, "alice", at=t()),  # type: ignore[arg-type]
-        lambda: Invited(A, "carol", None, " ", at=t()),
-        lambda: Invited(A, None, None, "needs L2", at=t()),
     ],
 )
 def test_malformed_events_fail_at_construction(build: Any) -> None:
@@ -509,23 +505,6 @@ def test_paused_while_agent_away_reads_as_waiting() -> None:
     assert run(fresh(), Paused(at=t(1))).state.phase is Phase.WAITING
 
 
-# Invitations
-
-
-def test_invitation_is_recorded_and_audited() -> None:
-    tr = run(observing(A), Invited(A, None, Level.L2, "needs an RSE", at=t(1)))
-    assert tr.state.invitations == (Invitation(A, None, Level.L2, "needs an RSE", t(1)),)
-    details = {"by": A, "user": None, "level": Level.L2, "reason": "needs an RSE"}
-    assert audit(tr, "session.invited") == details
-
-
-def test_invitation_refusals() -> None:
-    event = Invited(A, "carol", None, "escalate", at=t(2))
-    assert_rejected(pending(), event, "not in this session")
-    state = run(observing(A), EngineerDisconnected(A, at=t(1))).state
-    assert_rejected(state, event, "is disconnected")
-
-
 # End
 
 
@@ -558,7 +537,6 @@ ENDED = run(controlling(A), Ended(by=A, reason="fixed", at=t(1))).state
         Released(A, VIEW, at=t(2)),
         Paused(at=t(2)),
         Resumed(at=t(2)),
-        Invited(A, "carol", None, "escalate", at=t(2)),
         Ended(by="customer", reason="again", at=t(2)),
     ],
     ids=lambda e: e.kind,

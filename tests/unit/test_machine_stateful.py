@@ -28,7 +28,6 @@ from broker.sessions.machine import (
     EngineerLeft,
     EngineerReconnected,
     Event,
-    Invited,
     NewEpoch,
     Paused,
     Phase,
@@ -233,10 +232,6 @@ class SessionWalk(RuleBasedStateMachine):
     @rule(pick=picks, perm=perms, dt=steps)
     def release(self, pick: int, perm: Permission, dt: int) -> None:
         self.send(Released(self.who(pick), perm, at=self.at(dt)))
-
-    @rule(pick=picks, dt=steps)
-    def invite(self, pick: int, dt: int) -> None:
-        self.send(Invited(self.who(pick), None, Level.L3, "needs engineering", at=self.at(dt)))
 
     # Invariants of every reachable state
 
