@@ -58,6 +58,7 @@ from broker.sessions import machine as m
 from broker.sessions.machine import ConsentSource
 from broker.types import Level, ParticipantId, Permission, Role
 from rsb_protocol import messages as msg
+from rsb_protocol.close_codes import close_reason
 from rsb_protocol.errors import ProtocolError
 from rsb_protocol.framing import (
     AGENT_SLOT,
@@ -128,9 +129,9 @@ def websocket(kind: str, pump: Pump) -> Callable[[web.Request], Awaitable[web.St
         try:
             await pump(request, ws, request.app[HUB_KEY])
         except BrokerError as exc:
-            await ws.close(code=exc.close_code, message=exc.message.encode()[:120])
+            await ws.close(code=exc.close_code, message=close_reason(exc.message))
         except ProtocolError as exc:
-            await ws.close(code=CloseCode.BAD_MESSAGE, message=str(exc).encode()[:120])
+            await ws.close(code=CloseCode.BAD_MESSAGE, message=close_reason(str(exc)))
         except Exception:
             log.exception("%s connection failed", kind)
             await ws.close(code=1011, message=b"internal error")
@@ -191,12 +192,9 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     )
     hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
-    previous = room.agent
+    previous = room.attach_agent(peer)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
-    room.agent = peer
-    room.max_acked = room.sent_position = (-1, 0)  # a new connection counts from a new epoch
-    if previous is not None:
         # Anyone holding the token can do this: record who pushed the connection out (after
         # the swap, so the old pump's cleanup sees it is no longer the agent).
         await room.audit(actor, "relay.replaced", {"kind": "agent", "slot": AGENT_SLOT})
@@ -233,9 +231,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         hub.forget(peer)
 
         async def gone() -> None:
-            if room.agent is peer:
-                room.agent = None
-                room.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
+            if room.detach_agent(peer):
                 await _count_agent(hub, room, actor)
             await peer.stop()
 
@@ -272,8 +268,7 @@ async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor
     try:
         match item:
             case msg.PublicKeyAnnounce(slot=slot) if slot == AGENT_SLOT:
-                room.public_keys[AGENT_SLOT, item.algorithm.value] = item
-                room.tell_all(item, but=peer)
+                room.announce_key(peer, item)
             case msg.ConsentGrant(slot=slot, permission=permission):
                 pid = _pid(room, slot)
                 room.answer(slot, permission.value)
@@ -365,14 +360,11 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     )
     hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
-    previous = room.viewers.get(slot)
+    previous = room.attach_viewer(peer)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
-    room.viewers[slot] = peer
-    if previous is not None:
         await room.audit(actor, "relay.replaced", {"kind": "viewer", "slot": slot})
     peer.request_keyframe = lambda: ask_keyframe(room, slot)
-    room.remember(peer)
     peer.start()
     room.greet(peer)
     room.tell_all(room.join_message(peer), but=peer)
@@ -443,9 +435,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         async def gone() -> None:
             if dropped:
                 await room.audit(actor, "relay.input_dropped", {"count": dropped})
-            if room.viewers.get(slot) is peer:
-                del room.viewers[slot]
-                room.tell_all(msg.Leave(slot, principal.name, leave_reason))
+            if room.detach_viewer(peer, leave_reason):
                 if not room.ended:
                     event: m.Event = (
                         m.EngineerDisconnected(at=clock(), pid=pid)
@@ -507,11 +497,7 @@ async def _viewer_text(
                 allowance.key_announcements += 1
                 if allowance.key_announcements > MAX_KEY_ANNOUNCEMENTS:
                     raise BadRequest("a viewer announces its key once per connection")
-                # A viewer holds one key: a reconnect with another algorithm replaces it.
-                for index in [k for k in room.public_keys if k[0] == peer.slot]:
-                    del room.public_keys[index]
-                room.public_keys[peer.slot, item.algorithm.value] = item
-                room.tell_all(item, but=peer)
+                room.announce_key(peer, item)
             case msg.ControlRequest():
                 services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)
                 if not allowance.control_requests.allow(time.monotonic()):
@@ -564,7 +550,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     )
     hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
-    room.customers.add(peer)
+    room.attach_page(peer)
     peer.start()
     room.greet(peer)
     try:
@@ -577,8 +563,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
             await _customer_text(hub, room, peer, item, actor)
     finally:
         hub.forget(peer)
-        room.customers.discard(peer)
-        room.customer_gone(peer)
+        room.detach_page(peer)
         await hub.run_to_end(peer.stop())
 
 

@@ -41,7 +41,7 @@ def deliver(room: Room, found: Route, frame_type: FrameType, slot: int, data: by
     target = found.target
     if target is Target.VIEWERS:
         if frame_type in _UPDATES and room.frame_targets:
-            room.sent_position = peek_position(data)  # what viewers' ACKs may cover
+            room.note_sent(peek_position(data))
         for watcher in room.frame_targets:
             if watcher.offer(data, frame_type):
                 ask_keyframe(room, watcher.slot)
@@ -92,23 +92,10 @@ def route_from_viewer(room: Room, peer: Peer, data: bytes) -> Routed:
         return Routed.SENT
     if found.audit_chat:
         return Routed.CHAT
-    if found.within_sent and not _acks_what_was_sent(room, peer, data):
-        return Routed.SENT
+    if found.within_sent:
+        epoch, seq = peek_position(data)
+        peer.acked = seq
+        if not room.accept_ack(epoch, seq):
+            return Routed.SENT
     deliver(room, found, frame_type, slot, data)
     return Routed.SENT
-
-
-def _acks_what_was_sent(room: Room, peer: Peer, data: bytes) -> bool:
-    """An ACK counts only for what was sent: the agent's current epoch, no further than the
-    newest update relayed (one that acknowledges what it never got would pace the agent with
-    made-up numbers). The fastest viewer paces the agent: each newer seq goes through, and
-    the first ACK of a new epoch (a re-key or a restarted agent starts counting at 1 again;
-    no update has seq 0)."""
-    epoch, seq = peek_position(data)
-    peer.acked = seq
-    sent_epoch, sent_seq = room.sent_position
-    last_epoch, last_seq = room.max_acked
-    if 0 < seq <= sent_seq and epoch == sent_epoch and (epoch != last_epoch or seq > last_seq):
-        room.max_acked = (epoch, seq)
-        return True
-    return False

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from broker.appkeys import Clock
 from broker.audit.log import Actor
+from broker.clock import Clock
 from broker.relay.peer import Peer
 from broker.sessions import machine as m
 from broker.sessions.participants import Phase
@@ -91,6 +91,81 @@ class Room:
         # The request ids already sent on the agent's current connection (``send_request``).
         self._asked_on: Peer | None = None
         self._asked_ids: set[str] = set()
+
+    # --- connections: the only places the room's peers change ------------------------------
+
+    def attach_agent(self, peer: Peer) -> Peer | None:
+        """The agent's new connection takes over; returns the one it replaces (to be closed).
+
+        A new connection counts ACKs and relayed updates from a new epoch.
+        """
+        previous, self.agent = self.agent, peer
+        self.max_acked = self.sent_position = (-1, 0)
+        return previous
+
+    def detach_agent(self, peer: Peer) -> bool:
+        """The agent's connection ``peer`` went; False if a newer one had replaced it."""
+        if self.agent is not peer:
+            return False
+        self.agent = None
+        self.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
+        return True
+
+    def attach_viewer(self, peer: Peer) -> Peer | None:
+        """A viewer's connection takes its slot; returns the one it replaces (to be closed)."""
+        previous = self.viewers.get(peer.slot)
+        self.viewers[peer.slot] = peer
+        self.remember(peer)
+        return previous
+
+    def detach_viewer(self, peer: Peer, reason: str) -> bool:
+        """The viewer's connection went; False if a newer one had taken its slot."""
+        if self.viewers.get(peer.slot) is not peer:
+            return False
+        del self.viewers[peer.slot]
+        self.tell_all(msg.Leave(peer.slot, peer.participant, reason))
+        return True
+
+    def attach_page(self, peer: Peer) -> None:
+        self.customers.add(peer)
+
+    def detach_page(self, peer: Peer) -> None:
+        self.customers.discard(peer)
+        self.customer_gone(peer)
+
+    def announce_key(self, peer: Peer, key: msg.PublicKeyAnnounce) -> None:
+        """A participant's public key: kept for newcomers and relayed to everyone else.
+
+        A viewer holds one key: a new one (of another algorithm, say) replaces it. The agent
+        announces one per algorithm it offers.
+        """
+        if peer.kind == "viewer":
+            for index in [k for k in self.public_keys if k[0] == peer.slot]:
+                del self.public_keys[index]
+        self.public_keys[peer.slot, key.algorithm.value] = key
+        self.tell_all(key, but=peer)
+
+    # --- the frame path's bookkeeping ------------------------------------------------------
+
+    def note_sent(self, position: tuple[int, int]) -> None:
+        """An update (epoch, seq) was relayed to the viewers: ACKs may cover it now."""
+        self.sent_position = position
+
+    def accept_ack(self, epoch: int, seq: int) -> bool:
+        """Whether an admitted viewer's ACK goes to the agent.
+
+        An ACK counts only for what was sent: the agent's current epoch, no further than the
+        newest update relayed (one that acknowledges what it never got would pace the agent
+        with made-up numbers). The fastest viewer paces the agent: each newer seq goes
+        through, and the first ACK of a new epoch (a re-key or a restarted agent starts
+        counting at 1 again; no update has seq 0).
+        """
+        sent_epoch, sent_seq = self.sent_position
+        last_epoch, last_seq = self.max_acked
+        if 0 < seq <= sent_seq and epoch == sent_epoch and (epoch != last_epoch or seq > last_seq):
+            self.max_acked = (epoch, seq)
+            return True
+        return False
 
     # --- slots ----------------------------------------------------------------------------
 
