@@ -20,10 +20,11 @@ from broker.api.middleware import count_requests, error_middleware, security_hea
 from broker.api.openapi import build_openapi
 from broker.api.routing import ApiRoute, add_routes, json_response
 from broker.api.server import http_handler_args
-from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY, Clock
+from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY
 from broker.audit import handlers as audit_handlers
 from broker.audit.log import Actor
 from broker.auth import handlers as auth_handlers
+from broker.clock import Clock
 from broker.relay.handlers import HUB_KEY, add_relay_routes
 from broker.relay.hub import Hub, ticking
 from broker.services import open_services

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from broker.clock import Clock
+
 if TYPE_CHECKING:
     from broker.services import Services
     from broker.settings import Settings
-
-Clock = Callable[[], datetime]
 
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings")
 SERVICES_KEY: web.AppKey[Services] = web.AppKey("services")

@@ -6,10 +6,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.appkeys import Clock
 from broker.audit.log import Actor, AuditLog
 from broker.auth import passwords
 from broker.auth.service import AuthService
+from broker.clock import Clock
 from broker.metrics import Metrics
 from broker.sessions import sla
 from broker.sessions.case_service import CaseService

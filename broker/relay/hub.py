@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapp
 from datetime import datetime
 from typing import Any
 
-from broker.appkeys import Clock
 from broker.audit.log import Actor
 from broker.auth.revocation import Credential, ExpiryQueue, Revocation, stale
+from broker.clock import Clock
 from broker.errors import AccessRevoked, CloseCode, Conflict, InvalidTransition, TokenExpired
 from broker.relay.flow import FlowLimits
 from broker.relay.peer import Peer

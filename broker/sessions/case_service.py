@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from broker.api.models import CaseIn
-from broker.appkeys import Clock
 from broker.audit.log import Actor, AuditLog
+from broker.clock import Clock
 from broker.errors import NotFound, ValidationFailed
 from broker.metrics import Metrics
 from broker.sessions import cases, sla
@@ -21,6 +20,26 @@ from broker.store.records import CaseRecord, ContactAttempt, CustomerFeedback, i
 from broker.store.sqlite import SQLiteStore
 
 ENGINEER_ROLES = frozenset({"desk", "rse", "engineering"})
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """What opening a case needs, as the caller validated it (the HTTP layer's ``CaseIn``).
+
+    ``number`` keeps an external ticketing system's number (else one is generated);
+    ``reported_at`` is when the customer reported the problem (default: now).
+    """
+
+    customer_name: str
+    company: str
+    contact: str
+    product: str
+    serial_number: str
+    plan: str
+    description: str = ""
+    severity: int = 3
+    number: str | None = None
+    reported_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +122,7 @@ class CaseService:
             )
         return plan
 
-    async def create(self, data: CaseIn, actor: Actor) -> CaseRecord:
+    async def create(self, data: NewCase, actor: Actor) -> CaseRecord:
         """Open a case; its response deadline follows from plan, severity and report time.
 
         Raises:

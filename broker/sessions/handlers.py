@@ -13,6 +13,7 @@ from broker.auth.service import StaffPrincipal
 from broker.errors import Conflict, NotFound
 from broker.relay.handlers import HUB_KEY
 from broker.sessions import sla
+from broker.sessions.case_service import NewCase
 from broker.sessions.codes import format_code
 from broker.store.records import Invitation, iso
 
@@ -25,7 +26,19 @@ async def create_case(request: web.Request) -> web.Response:
     principal = await staff(request, Action.CREATE_CASE)
     body = await read_model(request, models.CaseIn)
     service = request.app[SERVICES_KEY].cases
-    case = await service.create(body, principal.actor(client_addr(request)))
+    new = NewCase(
+        customer_name=body.customer_name,
+        company=body.company,
+        contact=body.contact,
+        product=body.product,
+        serial_number=body.serial_number,
+        plan=body.plan,
+        description=body.description,
+        severity=body.severity,
+        number=body.number,
+        reported_at=body.reported_at,
+    )
+    case = await service.create(new, principal.actor(client_addr(request)))
     return json_response(service.to_json(case), status=201)
 
 

@@ -19,10 +19,10 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from broker.appkeys import Clock
 from broker.audit.log import Actor, AuditLog
 from broker.auth.ratelimit import GlobalRateAlarm, Refused, Reservation, SlidingWindowLimiter
 from broker.auth.service import AuthService, StaffPrincipal
+from broker.clock import Clock
 from broker.errors import CodeRejected, Conflict, NotFound, RateLimited, ValidationFailed
 from broker.metrics import Metrics
 from broker.sessions import cases, codes
