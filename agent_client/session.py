@@ -7,10 +7,8 @@ and `_apply` carries it out: messages out, prompts, a new key epoch wrapped only
 viewers, a keyframe. Screen frames come from `ScreenLoop`, input goes through `InputGate`;
 both consult the consent record themselves right before acting.
 
-The agent is also the customer side's end of chat. The customer's web page seals its chat
-to the agent on a pairwise channel (slot `CUSTOMER_SLOT`); the agent shows it, and re-seals it
-under the group key to the engineers who may see the screen. An engineer's chat is shown and
-sealed again to the page's channel with the engineer's name. The broker relays only ciphertext.
+The agent is also the customer side's end of chat: CHAT frames go to the session's
+`ChatRelay` (`agent_client.chat_relay`), which opens, shows and re-seals them with the same keys.
 
 Nothing leaves the agent before consent except `hello` and its public keys: no frame is
 captured until a viewer the customer admitted holds the group key. A dropped connection is
@@ -22,7 +20,6 @@ uses for "do not come back" (session ended, token refused, replaced, ...) end th
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import struct
@@ -33,6 +30,7 @@ from enum import IntEnum
 from typing import Any
 
 from agent_client.capture import FrameSource
+from agent_client.chat_relay import ChatRelay
 from agent_client.consent import NOTHING, AgentConsent, Change, Origin, PendingRequest
 from agent_client.inject import InputInjector
 from agent_client.input_gate import InjectionFailed, InputGate
@@ -86,8 +84,6 @@ _SEQ = struct.Struct(">Q")
 _SEQ_OFFSET = 10  # the header's seq field (rsb_protocol.framing: format >BBBBHIQ)
 DISCONNECTED = "disconnected"
 """The `leave` reason of a dropped connection, which may resume (docs/protocol.md)."""
-MAX_CHAT_CHARS = 4000
-"""Longest chat text the agent shows or passes on; the console and the page send less."""
 
 
 class ExitStatus(IntEnum):
@@ -179,6 +175,14 @@ class AgentSession:
             max_size=self.options.max_message,
         )
         self.outbox = Outbox()
+        self.chat = ChatRelay(
+            self.keyring,
+            self.consent,
+            self.outbox,
+            notice=prompt.notice,
+            frames_allowed=self.frames_allowed,
+            max_message=self.options.max_message,
+        )
         self.screen: ScreenLoop | None = None
         self._transport: Transport | None = None
         self._parked: dict[tuple[int, Permission], PendingRequest] = {}
@@ -397,55 +401,9 @@ class AgentSession:
             else:
                 self.screen.request_keyframe()
         elif frame_type is FrameType.CHAT:
-            self._on_chat(slot, data)
+            self.chat.receive_frame(slot, data)
         else:
             log.debug("ignored %s frame", frame_type.name)
-
-    def _on_chat(self, slot: int, data: bytes) -> None:
-        if slot == CUSTOMER_SLOT:
-            self._on_customer_chat(data)
-            return
-        channel = self.keyring.channel(slot)  # only admitted viewers have one
-        if channel is None:
-            return
-        try:
-            _, plaintext = channel.open(data, self.options.max_message)
-        except ProtocolError as exc:
-            log.warning("chat from slot %d dropped: %s", slot, exc)
-            return
-        name = self.consent.display_name(slot) or f"slot {slot}"
-        text = plaintext.decode("utf-8", "replace")[:MAX_CHAT_CHARS]
-        self._prompt.notice(f"{name}: {text}")
-        self._chat_to_customer_page(name, text)
-
-    def _on_customer_chat(self, data: bytes) -> None:
-        """Chat from the customer's web page: show it, pass it on to the engineers."""
-        channel = self.keyring.customer_channel()
-        if channel is None:
-            return
-        try:
-            _, plaintext = channel.open(data, self.options.max_message)
-        except ProtocolError as exc:
-            log.warning("chat from the customer page dropped: %s", exc)
-            return
-        text = plaintext.decode("utf-8", "replace")[:MAX_CHAT_CHARS]
-        self._prompt.notice(f"You (web page): {text}")
-        if not self.frames_allowed():
-            # Only engineers who may see the screen hold the group key (and the broker relays
-            # group frames only to them): nobody could read it now. The page says so too.
-            self._prompt.notice("(No engineer can read chat right now.)")
-            return
-        # Under the group key, as screen frames: every group CHAT comes from the customer.
-        frame = self.keyring.sender.seal_update(FrameType.CHAT, text.encode("utf-8"))
-        self.outbox.put(frame, Kind.FRAME)
-
-    def _chat_to_customer_page(self, name: str, text: str) -> None:
-        channel = self.keyring.customer_channel()
-        if channel is None:
-            return  # no page open: the customer reads it in this prompt
-        payload = json.dumps({"from": name, "text": text}, ensure_ascii=False)
-        # The page's channel outlives reconnects (one fixed epoch), so the frame may wait.
-        self.outbox.put(channel.seal(FrameType.CHAT, payload.encode("utf-8")), Kind.CONTROL)
 
     def _on_state(self, message: State) -> Change:
         return self.consent.observe_state(

@@ -24,6 +24,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
 from agent_client.capture import TestPatternSource
+from agent_client.chat_relay import MAX_CHAT_CHARS
 from agent_client.consent import PendingRequest
 from agent_client.prompt import Banner, Command, Question, TerminalPrompt
 from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
@@ -688,3 +689,19 @@ async def test_a_returning_page_keeps_its_channel_and_a_stranger_cannot_use_it(r
     link.push(other.say("new tab"))
     await rig.until(link, alice, lambda d: _type(d) is FrameType.CHAT and not _to_page(d))
     assert alice.chats == [b"still me", b"new tab"]
+
+
+async def test_chat_is_cut_to_max_chat_chars_both_ways(rig: Rig) -> None:
+    link = await rig.connect()
+    alice = Viewer(3, "alice")
+    await rig.admit(link, alice)
+    assert alice.channel is not None and rig.agent_key is not None
+    page = CustomerPage()
+    page.arrive(link, rig.agent_key)
+    link.push(alice.channel.seal(FrameType.CHAT, b"x" * (MAX_CHAT_CHARS + 1)))
+    sent = await rig.until(link, alice, _to_page)
+    assert page.read(binary(sent[-1]))["text"] == "x" * MAX_CHAT_CHARS
+    assert f"Alice Martin: {'x' * MAX_CHAT_CHARS}" in rig.prompt.notices
+    link.push(page.say("y" * (MAX_CHAT_CHARS + 1)))
+    await rig.until(link, alice, lambda d: _type(d) is FrameType.CHAT and not _to_page(d))
+    assert alice.chats == [b"y" * MAX_CHAT_CHARS]
