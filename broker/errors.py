@@ -35,67 +35,20 @@ Tree::
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import Any, ClassVar
 
-
-class CloseCode(IntEnum):
-    """WebSocket close codes in the private range, grouped in families.
-
-    40xx authentication and request shape, 41xx session and consent, 42xx relay and flow.
-    """
-
-    AUTH_FAILED = 4001
-    UNSUPPORTED_VERSION = 4002
-    INVALID_TOKEN = 4003
-    FORBIDDEN = 4004
-    ORIGIN_REJECTED = 4005
-    ACCESS_REVOKED = 4006
-    TOKEN_EXPIRED = 4007
-    MESSAGE_TOO_BIG = 4009
-    RATE_LIMITED = 4029
-    BAD_MESSAGE = 4400
-    NOT_FOUND = 4404
-    CONFLICT = 4409
-    VALIDATION_FAILED = 4422
-    INVALID_TRANSITION = 4100
-    CONSENT_REQUIRED = 4101
-    CODE_REJECTED = 4102
-    SESSION_ENDED = 4103
-    REPLACED = 4104
-    RELAY_UNAVAILABLE = 4200
-    FLOW_CONTROL = 4201
-
-
-CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
-    CloseCode.AUTH_FAILED: "authentication failed",
-    CloseCode.UNSUPPORTED_VERSION: "protocol version not supported",
-    CloseCode.INVALID_TOKEN: "token missing, malformed, expired or for another session",
-    CloseCode.FORBIDDEN: "your role or consent does not allow this",
-    CloseCode.ORIGIN_REJECTED: "Origin header not in the allow-list",
-    CloseCode.ACCESS_REVOKED: "access withdrawn: user disabled or signing key revoked",
-    CloseCode.TOKEN_EXPIRED: "the connection's token expired; log in or join again",
-    CloseCode.MESSAGE_TOO_BIG: "message larger than the limit for this role",
-    CloseCode.RATE_LIMITED: "too many messages",
-    CloseCode.BAD_MESSAGE: "malformed message",
-    CloseCode.NOT_FOUND: "no such session",
-    CloseCode.CONFLICT: "conflicts with the session's current state",
-    CloseCode.VALIDATION_FAILED: "message fields failed validation",
-    CloseCode.INVALID_TRANSITION: "event not allowed in the session's current state",
-    CloseCode.CONSENT_REQUIRED: "the customer has not consented to this",
-    CloseCode.CODE_REJECTED: "session code used, expired or unknown",
-    CloseCode.SESSION_ENDED: "the session has ended",
-    CloseCode.REPLACED: "a newer connection took this participant's place",
-    CloseCode.RELAY_UNAVAILABLE: "relay unavailable",
-    CloseCode.FLOW_CONTROL: "peer too slow; reconnect to resume",
-}
+# The codes live with the protocol, where the agent, the viewer and the web pages read them too;
+# re-exported so that ``from broker.errors import CloseCode`` names the one definition.
+from rsb_protocol.close_codes import CLOSE_CODE_EXPLANATIONS as CLOSE_CODE_EXPLANATIONS
+from rsb_protocol.close_codes import CloseCode as CloseCode
+from rsb_protocol.close_codes import StandardCloseCode
 
 
 class BrokerError(Exception):
     """Base of every error a client may see; carries a stable machine-readable ``code``."""
 
     http_status: ClassVar[int] = 500
-    close_code: ClassVar[int] = 1011
+    close_code: ClassVar[int] = StandardCloseCode.INTERNAL_ERROR
     code: ClassVar[str] = "internal_error"
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -244,7 +197,7 @@ class Overloaded(BrokerError):
     """
 
     http_status = 503
-    close_code = 1013
+    close_code = StandardCloseCode.TRY_AGAIN_LATER
     code = "overloaded"
 
     def __init__(self, message: str, retry_after: float, **details: Any) -> None:

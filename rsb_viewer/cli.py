@@ -25,16 +25,14 @@ from typing import NamedTuple
 
 from PIL import Image
 
+from rsb_protocol.close_codes import AfterClose, after_close
 from rsb_protocol.readback import ReadbackString
 from rsb_viewer.client import ViewerClient, ViewerClosed, ViewerConnectError
 from rsb_viewer.session import ViewerError
 
 EXIT_OK, EXIT_USAGE, EXIT_CONNECTION = 0, 2, 3
 DEFAULT_BROKER = "http://127.0.0.1:8080"
-AUTH_CLOSE_CODES = frozenset({4001, 4003, 4004, 4005, 4006, 4007, 4404})
-"""Close codes that mean "not you, or not this session": retrying the network will not help."""
 AUTH_HTTP_STATUSES = frozenset({400, 401, 403, 404, 429})
-SESSION_ENDED = 4103
 
 
 class CliError(Exception):
@@ -251,9 +249,11 @@ async def _view(args: argparse.Namespace, token: str, context: ssl.SSLContext | 
             why = "has the customer consented?"
         raise CliError(f"no screen after {args.timeout:g} s: {why}", EXIT_CONNECTION) from None
     except ViewerClosed as exc:
-        if exc.code == SESSION_ENDED and not args.snapshot:
+        after = after_close(exc.code)
+        if after is AfterClose.ENDED and not args.snapshot:
             return EXIT_OK
-        raise CliError(str(exc), EXIT_USAGE if exc.code in AUTH_CLOSE_CODES else 3) from None
+        # "Not you, or not this session" (AfterClose.REFUSED): retrying the network won't help.
+        raise CliError(str(exc), EXIT_USAGE if after is AfterClose.REFUSED else 3) from None
     except ViewerError as exc:
         raise CliError(str(exc), EXIT_CONNECTION) from None
     finally:

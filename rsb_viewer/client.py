@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from rsb_protocol.close_codes import CLOSE_CODE_EXPLANATIONS
 from rsb_protocol.errors import VersionMismatch
 from rsb_protocol.handshake import handshake_logger, subprotocols
 from rsb_protocol.messages import State, Welcome
@@ -44,37 +45,6 @@ __all__ = [
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # the Ident shape of rsb_protocol.messages
 _JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-
-CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
-    1000: "closed normally",
-    1001: "the broker is going away",
-    1006: "connection lost",
-    1011: "internal error in the broker",
-    4001: "authentication failed",
-    4002: "protocol version not supported: update rsb",
-    4003: "token missing, malformed, expired or for another session",
-    4004: "your role or the customer's consent does not allow this",
-    4005: "Origin not allowed",
-    4006: "access revoked: your account was disabled or the token's signing key revoked",
-    4007: "your token expired: log in again",
-    4009: "message too large",
-    4029: "too many messages",
-    4100: "not allowed in the session's current state",
-    4101: "the customer has not consented to this",
-    4102: "session code used, expired or unknown",
-    4103: "the session has ended",
-    4104: "a newer connection took this place",
-    4200: "relay unavailable",
-    4201: "too slow for the relay; reconnect to resume",
-    4400: "malformed message",
-    4404: "no such session",
-    4409: "conflicts with the session's state",
-    4422: "message fields failed validation",
-}
-"""Close codes of broker/errors.py ``CloseCode`` and a few standard ones, for people to read.
-
-Copied as numbers, not imported: this package must run where the broker is not installed.
-"""
 
 _T = TypeVar("_T")
 

@@ -20,6 +20,7 @@ from rsb_protocol.e2e import GroupReceiver, GroupSender, KeyPair, PairwiseChanne
 from rsb_protocol.framing import NO_FLAGS, FrameType, pack_header, peek_position, peek_route
 
 TIMEOUT = 5.0
+_CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
 
 
 def subprotocols(token: str) -> tuple[str, ...]:
@@ -31,6 +32,8 @@ class Peer:
     ws: aiohttp.ClientWebSocketResponse
     texts: list[msg.Message] = field(default_factory=list)
     binaries: list[bytes] = field(default_factory=list)
+    close_reason: str | None = None
+    """The reason of the close frame received, once one was (valid UTF-8, or aiohttp fails)."""
     _event: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
 
@@ -38,12 +41,15 @@ class Peer:
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        async for message in self.ws:
+        # `async for` would hide the close frame, and with it the reason.
+        while (message := await self.ws.receive()).type not in _CLOSED:
             if message.type == aiohttp.WSMsgType.TEXT:
                 self.texts.append(msg.parse_message(message.data, 1 << 20))
             elif message.type == aiohttp.WSMsgType.BINARY:
                 self.binaries.append(message.data)
             self._event.set()
+        if message.type == aiohttp.WSMsgType.CLOSE:
+            self.close_reason = message.extra
         self._event.set()
 
     async def wait(self, predicate: Any, timeout: float = TIMEOUT) -> Any:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from broker.auth.revocation import Credential
 from broker.relay.flow import DELTAS, FlowLimits, Offer, decide
+from rsb_protocol.close_codes import close_reason
 from rsb_protocol.framing import FrameType
 from rsb_protocol.messages import Message
 
@@ -275,7 +276,7 @@ class Peer:
             if self._closing is not None and not self._stopped:
                 code, reason = self._closing
                 with contextlib.suppress(Exception):
-                    await ws.close(code=code, message=reason.encode()[:120])
+                    await ws.close(code=code, message=close_reason(reason))
 
     def _keyframe_sent(self) -> None:
         """The keyframe that replaced a slow viewer's queue is out: let deltas through again.
