@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from broker.audit.log import Actor
 from broker.clock import Clock
 from broker.relay.peer import Peer
 from broker.sessions import machine as m
 from broker.sessions.participants import Phase
-from broker.types import CaseNumber, Level, ParticipantId, Permission, SessionId
+from broker.types import CaseNumber, ParticipantId, Permission, SessionId
 from rsb_protocol import messages as msg
 from rsb_protocol.framing import AGENT_SLOT, CUSTOMER_SLOT
 
@@ -37,6 +38,38 @@ async def _no_holder_sink(change: m.NewHolder) -> None:
 
 _CUSTOMER_JOIN = msg.Join(CUSTOMER_SLOT, "customer", "Customer", msg.Role.CUSTOMER)
 AGENT_JOIN = msg.Join(AGENT_SLOT, "agent", "Customer's computer", msg.Role.AGENT)
+
+
+class MessageSink(Protocol):
+    """Where the room sends control messages: a live peer; never waits."""
+
+    def send(self, message: msg.Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class Send:
+    """Effect: send ``message`` to ``to``."""
+
+    to: MessageSink
+    message: msg.Message
+
+
+@dataclass(frozen=True)
+class Write:
+    """Effect: append an audit row (by the actor whose event this was)."""
+
+    action: str
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Record:
+    """Effect: store who has the session in hand now."""
+
+    change: m.NewHolder
+
+
+RoomEffect = Send | Write | Record
 
 
 def _customer_leave(reason: str) -> msg.Leave:
@@ -197,44 +230,75 @@ class Room:
     # --- applying events ------------------------------------------------------------------
 
     async def apply(self, event: m.Event, actor: Actor) -> m.Transition:
-        """Apply one event; raises ``InvalidTransition`` and changes nothing if not allowed."""
+        """Apply one event and carry out its effects in order, under the room's lock.
+
+        Raises:
+            InvalidTransition: the rules do not allow it; nothing changed.
+        """
         async with self.lock:
-            transition = m.apply(self.state, event, resume_window=self._resume_window)
-            self.state = transition.state
-            self._settle_requests()
-            self._reroute()
-            for effect in transition.effects:
-                await self._carry_out(effect, actor)
-            self._show_requests()
-            self._broadcast_state()
+            transition, effects = self.step(event)
+            for effect in effects:
+                match effect:
+                    case Send(to, message):
+                        to.send(message)
+                    case Write(action, details):
+                        await self.audit(actor, action, details)
+                    case Record(change):
+                        await self._holder(change)
             return transition
 
-    async def _carry_out(self, effect: m.Effect, actor: Actor) -> None:
+    def step(self, event: m.Event) -> tuple[m.Transition, list[RoomEffect]]:
+        """The live session's core: apply the rules to one event, without I/O.
+
+        The state, the request ids and the routing state change here; what the world must be
+        told comes back as effects, in the order they must happen: messages to peers
+        (``Send``), audit rows (``Write``) and the session's holder (``Record``).
+
+        Raises:
+            InvalidTransition: the rules do not allow it; nothing changed.
+        """
+        transition = m.apply(self.state, event, resume_window=self._resume_window)
+        self.state = transition.state
+        self._settle_requests()
+        self._reroute()
+        out: list[RoomEffect] = []
+        for effect in transition.effects:
+            self._plan(effect, out)
+        self._show_requests(out)
+        self._broadcast_state(out)
+        return transition, out
+
+    def _plan(self, effect: m.Effect, out: list[RoomEffect]) -> None:
         match effect:
             case m.Audit(action, details):
-                await self.audit(actor, action, details)
-            case m.AskCustomer(pid, display_name, level, permission, reason):
-                self._ask(pid, display_name, level, permission, reason)
+                out.append(Write(action, details))
+            case m.AskCustomer(pid, _, _, permission, reason):
+                slot = self.slot_for(pid)
+                if self.agent is not None:
+                    request_id = self._request_id(slot, permission)
+                    request = self._consent_request(request_id, slot, permission, reason)
+                    self._request_to_agent(request, out)
             case m.NewHolder():
-                await self._holder(effect)
+                out.append(Record(effect))
             case m.Notify(pid, what, permission) if what in ("consent_refused", "control_moved"):
                 peer = self.viewers.get(self._slots.get(pid, -1))
                 if peer is not None:
-                    peer.send(msg.ErrorMessage(what, f"{permission or 'consent'}: {what}"))
+                    text = f"{permission or 'consent'}: {what}"
+                    out.append(Send(peer, msg.ErrorMessage(what, text)))
             case _:
                 # NewEpoch: the agent rotates keys itself on leave or revoke (it trusts its own
                 # view of who may see, not the broker's). Other notifications are in `state`.
                 pass
 
-    def _ask(
-        self, pid: str, display_name: str, level: Level | None, permission: str, reason: str
-    ) -> None:
-        slot = self.slot_for(pid)
-        if self.agent is not None:
-            request_id = self._request_id(slot, permission)
-            self.send_request(self._consent_request(request_id, slot, permission, reason))
-
     def send_request(self, request: msg.ConsentRequest) -> None:
+        """Send the agent an open consent request now (to a connection that replaced one)."""
+        out: list[RoomEffect] = []
+        self._request_to_agent(request, out)
+        for effect in out:
+            if isinstance(effect, Send):
+                effect.to.send(effect.message)
+
+    def _request_to_agent(self, request: msg.ConsentRequest, out: list[RoomEffect]) -> None:
         """Send the agent a consent request, at most once per id on each of its connections.
 
         A replacing connection is sent what is open, and the state machine may ask the same
@@ -249,7 +313,7 @@ class Room:
             self._asked_on, self._asked_ids = agent, set()
         if request.request_id not in self._asked_ids:
             self._asked_ids.add(request.request_id)
-            agent.send(request)
+            out.append(Send(agent, request))
 
     def _request_id(self, slot: int, permission: str) -> str:
         """The id of the open request for `permission` in `slot`, made on first use.
@@ -307,7 +371,7 @@ class Room:
                 pending.append(self._consent_request(request_id, slot, permission.value, reason))
         return pending
 
-    def _show_requests(self) -> None:
+    def _show_requests(self, out: list[RoomEffect]) -> None:
         """Keep the customer pages' view of open requests in step with the state.
 
         The page cannot answer (the agent's prompt does), but it shows what is being asked and
@@ -329,13 +393,11 @@ class Room:
                 closed: msg.Message = msg.ConsentGrant(request_id, slot, msg.Permission(permission))
             else:
                 closed = msg.ConsentRefuse(request_id, slot, msg.Permission(permission))
-            for page in self.customers:
-                page.send(closed)
+            out.extend(Send(page, closed) for page in self.customers)
         for key, request in now.items():
             if key not in self._shown:
                 self._shown[key] = request.request_id
-                for page in self.customers:
-                    page.send(request)
+                out.extend(Send(page, request) for page in self.customers)
 
     def answer(self, slot: int, permission: str) -> ParticipantId | None:
         """Who a consent answer from the agent is about; the request is then settled."""
@@ -384,13 +446,12 @@ class Room:
             controller_slot=self._slots.get(controller) if controller else None,
         )
 
-    def _broadcast_state(self) -> None:
+    def _broadcast_state(self, out: list[RoomEffect]) -> None:
         current = self.state_message()
         if current == self._last_state:
             return
         self._last_state = current
-        for peer in self.everyone():
-            peer.send(current)
+        out.extend(Send(peer, current) for peer in self.everyone())
 
     def everyone(self) -> list[Peer]:
         peers = [*self.viewers.values(), *self.customers]
