@@ -9,10 +9,11 @@ the socket with its close code: this wrapper is the WebSocket half of the error 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -154,19 +155,41 @@ async def _keepalive(peer: Peer, message: WSMessage, limiter: Limiter) -> None:
         await peer.ws.pong(message.data)
 
 
-async def _messages(peer: Peer) -> AsyncIterator[bytes | msg.Message]:
+BinaryHandler = Callable[[bytes], Awaitable[None] | None]
+TextHandler = Callable[[msg.Message], Awaitable[None]]
+
+
+async def _pump(peer: Peer, on_binary: BinaryHandler, on_text: TextHandler) -> WSMessage:
+    """The one receive loop of every endpoint; returns the message that ended it.
+
+    Each message is charged to the connection's limits (over them: 4029), pings and pongs
+    are answered here, binary messages go to ``on_binary`` (the frame path: it returns an
+    awaitable only when something must be written first, such as a chat line's audit row)
+    and JSON messages, parsed, to ``on_text``. Once the broker is closing the peer (access
+    revoked, token expired, replaced), whatever it still sends is dropped until the close is
+    done: input above all.
+    """
+    ws = peer.ws
     limiter = Limiter(peer.kind)
-    async for message in peer.ws:
-        if message.type is WSMsgType.BINARY:
-            limiter.check(True)
-            yield message.data
-        elif message.type is WSMsgType.TEXT:
+    while True:
+        message = await ws.receive()
+        kind = message.type
+        if kind is WSMsgType.BINARY:
+            limiter.check_binary()
+            if peer.closed:
+                continue
+            pending = on_binary(message.data)
+            if pending is not None:
+                await pending
+        elif kind is WSMsgType.TEXT:
             limiter.check(False)
-            yield msg.parse_message(message.data, TEXT_LIMIT)
-        elif message.type in _KEEPALIVE:
+            if peer.closed:
+                continue
+            await on_text(msg.parse_message(message.data, TEXT_LIMIT))
+        elif kind in _KEEPALIVE:
             await _keepalive(peer, message, limiter)
-        elif message.type is WSMsgType.ERROR:
-            break
+        else:  # CLOSE, CLOSING, CLOSED or ERROR
+            return message
 
 
 def _answer_error(peer: Peer, exc: BrokerError) -> None:
@@ -211,22 +234,12 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
     await _count_agent(hub, room, actor)
     if not room.ended:
         await services.sessions.set_live_state(room.session_id, "active")
+
+    async def text(item: msg.Message) -> None:
+        await _agent_text(hub, room, peer, item, actor)
+
     try:
-        # The frame path, inlined rather than through ``_messages``: per binary message one
-        # token-bucket check, one header unpack and the routing table (docs/benchmarks.md).
-        limiter = Limiter("agent")
-        async for message in ws:
-            if message.type is WSMsgType.BINARY:
-                limiter.check_binary()
-                route_from_agent(room, message.data)
-            elif message.type is WSMsgType.TEXT:
-                limiter.check(False)
-                item = msg.parse_message(message.data, TEXT_LIMIT)
-                await _agent_text(hub, room, peer, item, actor)
-            elif message.type in _KEEPALIVE:
-                await _keepalive(peer, message, limiter)
-            elif message.type is WSMsgType.ERROR:
-                break
+        await _pump(peer, functools.partial(route_from_agent, room), text)
     finally:
         hub.forget(peer)
 
@@ -392,39 +405,30 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     last_drop_audit = 0.0
     dropped = 0
     try:
-        # Inlined like the agent's loop: ACKs and input are per-update traffic.
-        limiter = Limiter("viewer")
         allowance = ViewerAllowance()
-        while True:
-            message = await ws.receive()
-            if peer.closed and message.type in _PAYLOAD:
-                # The broker is closing this viewer (access revoked, token expired, replaced):
-                # whatever it still sends, input above all, is dropped until the close is done.
-                continue
-            if message.type is WSMsgType.BINARY:
-                limiter.check_binary()
-                routed = route_from_viewer(room, peer, message.data)
-                if routed is Routed.CHAT:
-                    await _chat_from_viewer(room, peer, message.data, actor, allowance.chat)
-                elif routed is Routed.DROPPED:
-                    dropped += 1
-                    if time.monotonic() - last_drop_audit >= DROP_AUDIT_SECONDS:
-                        last_drop_audit = time.monotonic()
-                        await room.audit(actor, "relay.input_dropped", {"count": dropped})
-                        dropped = 0
-            elif message.type is WSMsgType.TEXT:
-                limiter.check(False)
-                item = msg.parse_message(message.data, TEXT_LIMIT)
-                await _viewer_text(hub, room, peer, item, actor, services, allowance)
-            elif message.type in _KEEPALIVE:
-                await _keepalive(peer, message, limiter)
-            elif message.type in _CLOSED:
-                # Leaving is the console's own close frame with 1000. The broker's close
-                # (shutdown, flow control: CLOSING), a dropped socket (CLOSED, which aiohttp
-                # also reports as 1000) or any other code keeps the grants for the resume window.
-                if message.type is WSMsgType.CLOSE and message.data == 1000:
-                    leave_reason = "left"
-                break
+
+        def frame(data: bytes) -> Awaitable[None] | None:
+            nonlocal dropped, last_drop_audit
+            routed = route_from_viewer(room, peer, data)
+            if routed is Routed.CHAT:
+                return _chat_from_viewer(room, peer, data, actor, allowance.chat)
+            if routed is Routed.DROPPED:
+                dropped += 1
+                if time.monotonic() - last_drop_audit >= DROP_AUDIT_SECONDS:
+                    last_drop_audit = time.monotonic()
+                    count, dropped = dropped, 0
+                    return room.audit(actor, "relay.input_dropped", {"count": count})
+            return None
+
+        async def text(item: msg.Message) -> None:
+            await _viewer_text(hub, room, peer, item, actor, services, allowance)
+
+        ended = await _pump(peer, frame, text)
+        # Leaving is the console's own close frame with 1000. The broker's close (shutdown,
+        # flow control: CLOSING), a dropped socket (CLOSED, which aiohttp also reports as
+        # 1000) or any other code keeps the grants for the resume window.
+        if ended.type is WSMsgType.CLOSE and ended.data == 1000:
+            leave_reason = "left"
     finally:
         hub.forget(peer)
         if peer.closing_code == CloseCode.ACCESS_REVOKED:
@@ -449,10 +453,6 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
             await peer.stop()
 
         await hub.run_to_end(gone())
-
-
-_CLOSED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
-_PAYLOAD = frozenset({WSMsgType.BINARY, WSMsgType.TEXT})
 
 
 async def _chat_from_viewer(
@@ -554,13 +554,14 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
     peer.start()
     room.greet(peer)
     try:
-        async for item in _messages(peer):
-            if peer.closed:
-                continue  # closed by the broker: nothing it says counts now
-            if isinstance(item, bytes):
-                await _route_from_customer(room, peer, item, actor)
-                continue
+
+        def frame(data: bytes) -> Awaitable[None]:
+            return _route_from_customer(room, peer, data, actor)
+
+        async def text(item: msg.Message) -> None:
             await _customer_text(hub, room, peer, item, actor)
+
+        await _pump(peer, frame, text)
     finally:
         hub.forget(peer)
         room.detach_page(peer)
