@@ -38,7 +38,7 @@ ENGINEER_SAYS = b"ENGINEER-SECRET: open tray 2"
 
 @dataclass
 class Page:
-    """The customer page's end of the keys, as web/js/customer.js holds them."""
+    """The customer page's end of the keys, as web/js/customer-chat.js holds them."""
 
     peer: Peer
     session_id: str

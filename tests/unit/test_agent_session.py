@@ -579,7 +579,7 @@ async def test_the_terminal_prompt_answers_and_commands_from_stdin() -> None:
 
 @dataclass
 class CustomerPage:
-    """The customer page's end of the keys, as web/js/customer.js holds them."""
+    """The customer page's end of the keys, as web/js/customer-chat.js holds them."""
 
     keys: KeyPair = field(default_factory=KeyPair.generate)
     channel: PairwiseChannel | None = None

@@ -1,4 +1,6 @@
-// The broker's HTTP API from the console: JSON in and out, the staff token in one closure.
+// The broker's HTTP API from the pages: JSON in and out. `requestJson` is one call, with the
+// caller's token if any (the customer page holds its own); `createApi` is the console's and the
+// security review's client, with the staff token in one closure.
 //
 // The token is kept in memory only, never in localStorage or sessionStorage: storage outlives
 // the tab and is readable by any script that ever runs on this origin, so a reload means
@@ -33,6 +35,33 @@ async function errorFrom(response) {
   return new ApiError(response.status, "http_error", `${response.status} ${response.statusText}`.trim());
 }
 
+/**
+ * One JSON request; a token goes in the Authorization header only, never in the URL.
+ * @param {string} method
+ * @param {string} url
+ * @param {{body?: object, token?: string|null, fetchImpl?: typeof fetch}} options
+ * @returns {Promise<any>} the JSON answer, or null for 204
+ * @throws {ApiError} the broker's error, or status 0 when it could not be reached
+ */
+export async function requestJson(method, url, { body, token = null, fetchImpl = globalThis.fetch.bind(globalThis) } = {}) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const init = { method, headers, credentials: "omit", cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetchImpl(url, init);
+  } catch {
+    throw new ApiError(0, "unreachable", "the broker cannot be reached; check the network");
+  }
+  if (!response.ok) throw await errorFrom(response);
+  if (response.status === 204) return null;
+  return response.json();
+}
+
 /** Create a client; the token lives only inside this closure. */
 export function createApi({ base = "", fetchImpl = globalThis.fetch.bind(globalThis) } = {}) {
   let token = null;
@@ -64,27 +93,13 @@ export function createApi({ base = "", fetchImpl = globalThis.fetch.bind(globalT
   }
 
   async function request(method, path, body) {
-    const headers = { Accept: "application/json" };
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const init = { method, headers, credentials: "omit", cache: "no-store" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    let response;
     try {
-      response = await fetchImpl(`${base}${path}`, init);
-    } catch {
-      throw new ApiError(0, "unreachable", "the broker cannot be reached; check the network");
-    }
-    if (!response.ok) {
-      const error = await errorFrom(response);
+      return await requestJson(method, `${base}${path}`, { body, token, fetchImpl });
+    } catch (error) {
       // An expired or revoked token: tell the page so it can show the login form again.
-      if (response.status === 401 && token) for (const listener of listeners) listener(error);
+      if (error.status === 401 && token) for (const listener of listeners) listener(error);
       throw error;
     }
-    if (response.status === 204) return null;
-    return response.json();
   }
 
   return {

@@ -20,6 +20,7 @@ import {
   parseEnvelope,
   typeName,
 } from "./framing.js";
+import { PUBLIC_KEY_SIZES } from "./wire.js";
 
 const subtle = globalThis.crypto?.subtle;
 const encoder = new TextEncoder();
@@ -30,7 +31,6 @@ const AGENT_TO_VIEWER_INFO = encoder.encode("rsb v1 agent->viewer");
 const PAIRWISE_PREFIX = new Uint8Array(4); // one sender per key and epoch: seq alone is unique
 const U32_MAX = 0xffffffff;
 
-export const PUBLIC_KEY_SIZES = Object.freeze({ x25519: 32, p256: 65 });
 const PREFERENCE = ["x25519", "p256"];
 
 /** Frame types the agent seals under the group key. */

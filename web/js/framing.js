@@ -3,43 +3,50 @@
 // Header, big-endian, 18 bytes (struct ">BBBBHIQ"):
 //   0 magic_ver (0xB1) | 1 type | 2 flags | 3 reserved (0) | 4 slot u16 | 6 epoch u32 | 10 seq u64
 // The whole header is the AEAD associated data (docs/protocol.md, "Header"), so e2e.js passes
-// `header` exactly as received. No crypto and no I/O here.
+// `header` exactly as received. No crypto and no I/O here. The numbers (sizes, slots, frame
+// types, flags) come from wire.js, generated from rsb_protocol/framing.py.
 
-export const VERSION = 1;
+import {
+  AGENT_SLOT,
+  BROADCAST_SLOT,
+  CUSTOMER_SLOT,
+  DEFAULT_MAX_FRAME_SIZE,
+  Flags,
+  FrameType,
+  HEADER_SIZE,
+  MAX_VIEWER_SLOT,
+  PROTOCOL_VERSION,
+  RECORDING_SLOT,
+  TAG_SIZE,
+  WRAP_PAYLOAD_SIZE,
+} from "./wire.js";
+
+export {
+  AGENT_SLOT,
+  BROADCAST_SLOT,
+  CUSTOMER_SLOT,
+  DEFAULT_MAX_FRAME_SIZE,
+  Flags,
+  FrameType,
+  HEADER_SIZE,
+  MAX_VIEWER_SLOT,
+  RECORDING_SLOT,
+  TAG_SIZE,
+  WRAP_PAYLOAD_SIZE,
+};
+
+export const VERSION = PROTOCOL_VERSION;
 const MAGIC = 0xb0;
 const MAGIC_VERSION = MAGIC | VERSION;
 
-export const HEADER_SIZE = 18;
-export const AGENT_SLOT = 0;
-export const MAX_VIEWER_SLOT = 0xfffd;
-/** The customer's web page: chat only, pairwise with the agent; never a viewer's slot. */
-export const CUSTOMER_SLOT = 0xfffd;
-export const RECORDING_SLOT = 0xfffe;
-export const BROADCAST_SLOT = 0xffff;
-export const TAG_SIZE = 16;
-export const WRAP_PAYLOAD_SIZE = 12 + 32 + 4 + TAG_SIZE;
-export const DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024;
-
 const U32_MAX = 0xffffffff;
 export const U64_MAX = 0xffffffffffffffffn;
-
-export const FrameType = Object.freeze({
-  SCREEN_UPDATE: 0x01,
-  KEYFRAME: 0x02,
-  CURSOR: 0x03,
-  INPUT: 0x10,
-  CHAT: 0x11,
-  KEY_WRAP: 0x20,
-  ACK: 0x30,
-  KEYFRAME_REQUEST: 0x31,
-});
 
 const TYPE_NAMES = new Map(Object.entries(FrameType).map(([name, code]) => [code, name]));
 
 /** Types whose payload is empty: the broker reads and sends them for flow control. */
 export const CLEAR_TYPES = new Set([FrameType.ACK, FrameType.KEYFRAME_REQUEST]);
 
-export const Flags = Object.freeze({ NONE: 0, MORE: 0x01, PAIRWISE: 0x02 });
 const KNOWN_FLAGS = Flags.MORE | Flags.PAIRWISE;
 
 /**

@@ -5,8 +5,9 @@
 // names the field. Screen, input and chat content never travel here (they are binary frames).
 
 import { HEADER_SIZE, ProtocolError, WRAP_PAYLOAD_SIZE } from "./framing.js";
+import { CONSENT_REASON_MAX, PROTOCOL_VERSION, PUBLIC_KEY_SIZES } from "./wire.js";
 
-export const VERSION = 1;
+export const VERSION = PROTOCOL_VERSION;
 export const MAX_CONTROL_SIZE = 64 * 1024;
 const WRAP_FRAME = HEADER_SIZE + WRAP_PAYLOAD_SIZE;
 const REQUIRED = Symbol("required");
@@ -100,8 +101,6 @@ export function cleanText(text, limit) {
   return [...kept.split(" ").filter(Boolean).join(" ")].slice(0, limit).join("").trimEnd();
 }
 
-export const CONSENT_REASON_MAX = 200;
-
 const nullable = (inner) => (where, value) => (value === null ? null : inner(where, value));
 
 const base64 = (lo, hi) => (where, value) => {
@@ -129,7 +128,6 @@ const role = oneOf("agent", "viewer", "customer", "broker");
 const level = oneOf("L1", "L2", "L3");
 const permission = oneOf("view", "control", "clipboard", "files", "system_info");
 const algorithm = oneOf("x25519", "p256");
-export const PUBLIC_KEY_SIZES = Object.freeze({ x25519: 32, p256: 65 });
 
 // type -> [[field, checker, default or REQUIRED], ...], in wire order.
 const SCHEMAS = {

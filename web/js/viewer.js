@@ -19,16 +19,16 @@ import {
   peekRoute,
 } from "./framing.js";
 import { GroupReceiver, KeyPair, PairwiseChannel, PublicKey, Side, supportedAlgorithms } from "./e2e.js";
-import { CONSENT_REASON_MAX, b64decode, b64encode, cleanText, encodeMessage, parseMessage } from "./messages.js";
+import { b64decode, b64encode, cleanText, encodeMessage, parseMessage } from "./messages.js";
 import { readback } from "./readback.js";
 import { parseCursor, parseUpdate } from "./screen.js";
+import { AfterClose, afterClose, closeReason, openSocket, socketUrl } from "./socket.js";
+import { CONSENT_REASON_MAX, CloseCode } from "./wire.js";
 
 const SOFTWARE = "rsb-console/0.1";
 const MAX_INPUT_SIZE = 16 * 1024;
 const MAX_CHAT_BYTES = 4000;
 const MAX_KNOWN = 512;
-/** Close codes after which the same token may connect again (docs/api.md, close codes). */
-const RESUMABLE = new Set([1001, 1006, 4200, 4201]);
 /** About 30 s in all, well inside the broker's default two-minute resume window. */
 const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000, 15000];
 /** How long to wait for a picture once we hold a key, before each keyframe request. */
@@ -38,27 +38,6 @@ const RECONNECT_DELAYS_MS = [250, 1000, 2000, 4000, 8000, 15000];
 const ACK_EVERY = 2;
 const ACK_DELAY_MS = 40;
 const PICTURE_WAIT_MS = [2000, 4000, 8000]; // participants and keys kept, as rsb_viewer's MAX_KNOWN_KEYS
-
-export const CLOSE_REASONS = {
-  1000: "closed normally",
-  1001: "the broker is going away",
-  1006: "connection lost",
-  1011: "internal error in the broker",
-  4001: "authentication failed",
-  4002: "protocol version not supported: reload the console",
-  4003: "token missing, malformed, expired or for another session",
-  4004: "your role or the customer's consent does not allow this",
-  4005: "origin not allowed",
-  4006: "access revoked: your account was disabled or its signing key revoked",
-  4007: "your login expired: log in again to resume",
-  4029: "too many messages",
-  4100: "not allowed in the session's current state",
-  4101: "the customer has not consented to this",
-  4103: "the session has ended",
-  4104: "you joined this session from another tab",
-  4201: "too slow for the relay; rejoin to resume",
-  4404: "no such session",
-};
 
 /**
  * Events: "change" (status, participants, keys, read-back), "chat" ({from, text, own}),
@@ -74,8 +53,7 @@ export class Viewer extends EventTarget {
     this.sessionId = sessionId;
     this.token = token;
     this.screen = screen;
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    this.url = url ?? `${scheme}://${location.host}/ws/viewer/${encodeURIComponent(sessionId)}`;
+    this.url = url ?? socketUrl(`/ws/viewer/${encodeURIComponent(sessionId)}`);
     this.maxFrameSize = maxFrameSize;
     this.ws = null;
     this.own = null;
@@ -146,13 +124,13 @@ export class Viewer extends EventTarget {
   }
 
   /**
-   * One WebSocket connection. A connection lost for a reason the broker documents as resumable
-   * (going away, dropped, too slow) is opened again with the same key pair: the broker keeps our
-   * slot and the customer's grants for its resume window, and the read-back words stay the same.
+   * One WebSocket connection. A connection lost for a reason the protocol calls resumable
+   * (going away, dropped, too slow, relay unavailable: AfterClose.RESUME) is opened again with
+   * the same key pair: the broker keeps our slot and the customer's grants for its resume
+   * window, and the read-back words stay the same. Any other close is final.
    */
   open() {
-    const ws = new WebSocket(this.url, ["rsb.v1", `rsb.token.${this.token}`]);
-    ws.binaryType = "arraybuffer";
+    const ws = openSocket(this.url, this.token);
     this.ws = ws;
     this.closed = null;
     ws.addEventListener("open", () =>
@@ -168,8 +146,8 @@ export class Viewer extends EventTarget {
 
   onClose(ws, event) {
     if (ws !== this.ws) return;
-    const closed = { code: event.code, reason: event.reason || CLOSE_REASONS[event.code] || "closed" };
-    const resumable = RESUMABLE.has(event.code) && !this.leaving && !this.ended && this.phase !== "ended";
+    const closed = { code: event.code, reason: closeReason(event) };
+    const resumable = afterClose(event.code) === AfterClose.RESUME && !this.leaving && !this.ended && this.phase !== "ended";
     if (resumable && this.reconnects < RECONNECT_DELAYS_MS.length) {
       const delay = RECONNECT_DELAYS_MS[this.reconnects];
       this.reconnects += 1;
@@ -282,7 +260,7 @@ export class Viewer extends EventTarget {
       else await this.onBinary(new Uint8Array(data), arrivedAt);
     } catch (error) {
       if (error?.code === "version") {
-        this.ws.close(4002, "protocol version not supported");
+        this.ws.close(CloseCode.UNSUPPORTED_VERSION, "protocol version not supported");
         return;
       }
       if (typeof data !== "string") this.framesDropped += 1;
