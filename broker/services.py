@@ -15,6 +15,8 @@ from broker.sessions import sla
 from broker.sessions.case_service import CaseService
 from broker.sessions.session_service import SessionService
 from broker.settings import Settings, SettingsError
+from broker.storage import transaction
+from broker.store.base import Store
 from broker.store.sqlite import SQLiteStore
 from broker.types import Role
 
@@ -24,7 +26,7 @@ CODE_PEPPER = "code_pepper"
 @dataclass
 class Services:
     settings: Settings
-    store: SQLiteStore
+    store: Store
     audit: AuditLog
     auth: AuthService
     cases: CaseService
@@ -55,7 +57,8 @@ def load_plans(settings: Settings) -> dict[str, sla.Plan]:
 
 
 async def open_services(settings: Settings, clock: Clock) -> Services:
-    store = await SQLiteStore.open(settings.db)
+    # The one place that picks the back end; everything else sees a Store.
+    store: Store = await SQLiteStore.open(settings.db)
     try:
         audit = AuditLog(store)
         metrics = Metrics()
@@ -67,7 +70,7 @@ async def open_services(settings: Settings, clock: Clock) -> Services:
         pepper = await store.get_secret(CODE_PEPPER)
         if pepper is None:
             pepper = secrets.token_bytes(32)
-            async with store.transaction():
+            async with transaction(store):
                 await store.put_secret(CODE_PEPPER, pepper)
         case_service = CaseService(
             store,

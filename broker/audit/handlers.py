@@ -8,6 +8,7 @@ from broker.api import models
 from broker.api.principals import client_addr, staff
 from broker.api.routing import ApiRoute, json_response, read_query
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY
+from broker.audit.actions import AuditAction
 from broker.audit.log import row_to_json
 from broker.auth.roles import Action
 from broker.store.records import AuditQuery
@@ -19,13 +20,12 @@ async def search_audit(request: web.Request) -> web.Response:
     services = request.app[SERVICES_KEY]
     # Who looked at which session's record is itself a security event.
     filters = {k: v for k, v in q.model_dump(mode="json").items() if v not in (None, 0, 1000)}
-    async with services.store.transaction():
-        await services.audit.record(
-            principal.actor(client_addr(request)),
-            "audit.searched",
-            at=request.app[CLOCK_KEY](),
-            details=filters,
-        )
+    await services.audit.append(
+        principal.actor(client_addr(request)),
+        AuditAction.AUDIT_SEARCHED,
+        at=request.app[CLOCK_KEY](),
+        details=filters,
+    )
     rows = await services.audit.search(
         AuditQuery(
             case_number=q.case,

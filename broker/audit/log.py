@@ -1,7 +1,10 @@
 """The audit log as the rest of the broker sees it: append, search, verify, export.
 
 Every state change and API action goes through ``AuditLog.record`` inside the same store
-transaction as the change itself, so a change is never committed without its event.
+transaction as the change itself, so a change is never committed without its event; an event
+with no change of its own (a search, a login failure) goes through ``AuditLog.append``. Nothing
+else appends to the chain: ``Store.append_audit`` has this module as its only caller, and
+``record`` takes only the names of ``AuditAction``.
 
 The head of the chain is signed with the broker's audit key (``broker.audit.checkpoint``) every
 ``CHECKPOINT_EVERY_EVENTS`` events, at each sweep that finds it moved, at every export and on
@@ -14,11 +17,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from broker.audit.actions import AuditAction
 from broker.audit.chain import (
     AuditEvent,
     AuditRecord,
@@ -37,6 +40,8 @@ from broker.audit.checkpoint import (
 )
 from broker.auth.keys import SigningKey
 from broker.errors import Conflict
+from broker.storage import transaction
+from broker.store.base import Store
 from broker.store.records import AuditKeyRecord, AuditQuery
 
 log = logging.getLogger(__name__)
@@ -57,28 +62,6 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls(name="system", role="system")
-
-
-class AuditStore(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[None]: ...
-
-    async def append_audit(self, record: AuditRecord) -> AuditEvent: ...
-
-    async def audit_head(self) -> tuple[int, str] | None: ...
-
-    def audit_rows(self, batch: int = 1000) -> AsyncIterator[StoredRow]: ...
-
-    async def query_audit(self, query: AuditQuery) -> list[StoredRow]: ...
-
-    async def add_audit_key(self, key: AuditKeyRecord) -> None: ...
-
-    async def retire_audit_keys(self, at: datetime) -> None: ...
-
-    async def list_audit_keys(self) -> list[AuditKeyRecord]: ...
-
-    async def add_audit_checkpoint(self, checkpoint: Checkpoint) -> None: ...
-
-    async def latest_audit_checkpoint(self) -> Checkpoint | None: ...
 
 
 @dataclass(frozen=True)
@@ -107,27 +90,35 @@ def row_to_json(row: StoredRow) -> dict[str, Any]:
 
 
 class AuditLog:
-    def __init__(self, store: AuditStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     async def record(
         self,
         actor: Actor,
-        action: str,
+        action: AuditAction | str,
         *,
         at: datetime,
         case_number: str | None = None,
         session_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
-        """Append one event; the caller holds the store's transaction."""
+        """Append one event; the caller holds the store's transaction.
+
+        Args:
+            action: An ``AuditAction`` (a plain string is accepted if it is one's value,
+                until the relay's and the state machine's names are members by type too).
+
+        Raises:
+            ValueError: ``action`` is not in the vocabulary; nothing is written.
+        """
         event = await self._store.append_audit(
             AuditRecord(
                 at=at,
                 actor=actor.name,
                 actor_role=actor.role,
                 client_addr=actor.client_addr,
-                action=action,
+                action=AuditAction(action).value,
                 case_number=case_number,
                 session_id=session_id,
                 details=dict(details or {}),
@@ -136,6 +127,27 @@ class AuditLog:
         if event.seq % CHECKPOINT_EVERY_EVENTS == 0:
             await self._sign(event.seq, event.hash, at)
         return event
+
+    async def append(
+        self,
+        actor: Actor,
+        action: AuditAction | str,
+        *,
+        at: datetime,
+        case_number: str | None = None,
+        session_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """``record`` in a transaction of its own, for an event that changes nothing else."""
+        async with transaction(self._store):
+            return await self.record(
+                actor,
+                action,
+                at=at,
+                case_number=case_number,
+                session_id=session_id,
+                details=details,
+            )
 
     async def search(self, query: AuditQuery) -> list[StoredRow]:
         return await self._store.query_audit(query)
@@ -185,7 +197,7 @@ class AuditLog:
             past the newest checkpoint (the tail was cut off: signing the shorter head would
             hide it, so this logs an error instead).
         """
-        async with self._store.transaction():
+        async with transaction(self._store):
             return await self._checkpoint_head(at)
 
     async def begin_export(self, actor: Actor, at: datetime) -> None:
@@ -195,8 +207,8 @@ class AuditLog:
             actor: Who exports.
             at: Timezone-aware time of the export.
         """
-        async with self._store.transaction():
-            await self.record(actor, "audit.exported", at=at)
+        async with transaction(self._store):
+            await self.record(actor, AuditAction.AUDIT_EXPORTED, at=at)
             await self._checkpoint_head(at)
 
     async def export_anchor(self, actor: Actor, at: datetime) -> Anchor:
@@ -213,8 +225,8 @@ class AuditLog:
             Conflict: the head record is not past the newest signed checkpoint, so the log may
                 have been cut short; an anchor of it would vouch for the shorter chain.
         """
-        async with self._store.transaction():
-            await self.record(actor, "audit.head_exported", at=at)
+        async with transaction(self._store):
+            await self.record(actor, AuditAction.AUDIT_HEAD_EXPORTED, at=at)
             checkpoint = await self._checkpoint_head(at)
             if checkpoint is None:
                 raise Conflict(
@@ -234,10 +246,10 @@ class AuditLog:
         Returns:
             The new key's kid.
         """
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._store.retire_audit_keys(at)
             key = await self._new_key(at)
-            await self.record(actor, "audit.key_rotated", at=at, details={"kid": key.kid})
+            await self.record(actor, AuditAction.AUDIT_KEY_ROTATED, at=at, details={"kid": key.kid})
             await self._checkpoint_head(at)
         return key.kid
 

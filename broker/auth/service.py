@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from broker.audit.actions import AuditAction
 from broker.audit.log import Actor, AuditLog
 from broker.auth import passwords, tokens
 from broker.auth.kdf import KdfPool
@@ -38,8 +39,9 @@ from broker.errors import (
 )
 from broker.metrics import Metrics
 from broker.settings import Settings
+from broker.storage import transaction
+from broker.store.base import Store
 from broker.store.records import SigningKeyRecord, UserRecord
-from broker.store.sqlite import SQLiteStore
 from broker.types import ROLE_LEVEL, Role
 
 NAME_PATTERN = r"^[a-z][a-z0-9._-]{1,39}$"
@@ -82,7 +84,7 @@ class SessionPrincipal:
 class AuthService:
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         audit: AuditLog,
         settings: Settings,
         clock: Clock,
@@ -167,10 +169,12 @@ class AuthService:
         rotated = None
         if keys[kid].retired_at is None:
             rotated = await self.rotate_keys(actor)
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._store.delete_signing_key(kid)
             details = {"kid": kid, "rotated_to": rotated} if rotated else {"kid": kid}
-            await self._audit.record(actor, "keys.revoked", at=self._clock(), details=details)
+            await self._audit.record(
+                actor, AuditAction.KEYS_REVOKED, at=self._clock(), details=details
+            )
         self._keyring = None
         await self._revoked(Revocation("key_revoked", kid=kid), actor)
         return rotated
@@ -192,12 +196,14 @@ class AuthService:
         now = self._clock()
         key = tokens.SigningKey.generate(now)
         keep_for = max(self._settings.staff_token_ttl, self._settings.session_token_ttl)
-        async with self._store.transaction():
+        async with transaction(self._store):
             for old in await self._store.list_signing_keys():
                 if old.retired_at is None:
                     await self._store.retire_signing_key(old.kid, now + keep_for)
             await self._store.add_signing_key(SigningKeyRecord(key.kid, key.to_pem(), now, None))
-            await self._audit.record(actor, "keys.rotated", at=now, details={"kid": key.kid})
+            await self._audit.record(
+                actor, AuditAction.KEYS_ROTATED, at=now, details={"kid": key.kid}
+            )
         self._keyring = None
         return key.kid
 
@@ -227,12 +233,15 @@ class AuthService:
             disabled=False,
             created_at=now,
         )
-        async with self._store.transaction():
+        async with transaction(self._store):
             if await self._store.get_user(name) is not None:
                 raise Conflict(f"a user named {name!r} already exists")
             await self._store.add_user(user)
             await self._audit.record(
-                actor, "user.created", at=now, details={"user": name, "role": role.value}
+                actor,
+                AuditAction.USER_CREATED,
+                at=now,
+                details={"user": name, "role": role.value},
             )
         return user
 
@@ -244,9 +253,9 @@ class AuthService:
             again reopens nothing: the user logs in and joins anew.
         """
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._store.set_user_disabled(name, disabled)
-            action = "user.disabled" if disabled else "user.enabled"
+            action = AuditAction.USER_DISABLED if disabled else AuditAction.USER_ENABLED
             await self._audit.record(actor, action, at=now, details={"user": name})
         if not disabled:
             return 0
@@ -288,8 +297,7 @@ class AuthService:
         if not ok or user is None or user.disabled:
             self._login_limiter.settle(reservation)
             self._metrics.login_failures.inc()
-            async with self._store.transaction():
-                await self._audit.record(actor, "auth.login_failed", at=now)
+            await self._audit.append(actor, AuditAction.AUTH_LOGIN_FAILED, at=now)
             raise InvalidCredentials("wrong user name or password")
         self._login_limiter.refund(reservation)
         principal = StaffPrincipal(user.name, user.display_name, Role(user.role))
@@ -299,10 +307,10 @@ class AuthService:
             # Outside the transaction: it must not hold the database for a KDF's time.
             with contextlib.suppress(Overloaded):  # optional; the next login rehashes
                 new_hash = await self._kdf.hash(password)
-        async with self._store.transaction():
+        async with transaction(self._store):
             if new_hash is not None:
                 await self._store.set_password_hash(user.name, new_hash)
-            await self._audit.record(actor, "auth.login", at=now)
+            await self._audit.record(actor, AuditAction.AUTH_LOGIN, at=now)
         return token, expires, principal
 
     async def renew(self, principal: StaffPrincipal, client_addr: str) -> tuple[str, datetime]:
@@ -314,8 +322,9 @@ class AuthService:
         """
         now = self._clock()
         token, expires = await self._issue_staff(principal, now)
-        async with self._store.transaction():
-            await self._audit.record(principal.actor(client_addr), "auth.token_renewed", at=now)
+        await self._audit.append(
+            principal.actor(client_addr), AuditAction.AUTH_TOKEN_RENEWED, at=now
+        )
         return token, expires
 
     async def _issue_staff(self, principal: StaffPrincipal, now: datetime) -> tuple[str, datetime]:

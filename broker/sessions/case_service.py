@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from broker.audit.actions import AuditAction
 from broker.audit.log import Actor, AuditLog
 from broker.clock import Clock
 from broker.errors import NotFound, ValidationFailed
 from broker.metrics import Metrics
 from broker.sessions import cases, sla
+from broker.storage import transaction
+from broker.store.base import Store
 from broker.store.records import CaseRecord, ContactAttempt, CustomerFeedback, iso
-from broker.store.sqlite import SQLiteStore
 
 ENGINEER_ROLES = frozenset({"desk", "rse", "engineering"})
 
@@ -53,7 +55,7 @@ class BreachReport:
 class CaseService:
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         audit: AuditLog,
         plans: dict[str, sla.Plan],
         clock: Clock,
@@ -134,7 +136,7 @@ class CaseService:
         reported = data.reported_at or now
         if reported > now:
             raise ValidationFailed("reported_at is in the future")
-        async with self._store.transaction():
+        async with transaction(self._store):
             number: str
             if data.number is not None:
                 number = cases.validate_external_case_number(data.number)
@@ -159,7 +161,7 @@ class CaseService:
             await self._store.insert_case(case)
             await self._audit.record(
                 actor,
-                "case.created",
+                AuditAction.CASE_CREATED,
                 at=now,
                 case_number=number,
                 details={
@@ -192,7 +194,7 @@ class CaseService:
         )
         await self._audit.record(
             actor,
-            "case.first_response",
+            AuditAction.CASE_FIRST_RESPONSE,
             at=at,
             case_number=case.number,
             details={"met": met, "due": case.response_due.isoformat()},
@@ -212,7 +214,7 @@ class CaseService:
         await self._store.update_case(case.number, status=new.value, updated_at=at)
         await self._audit.record(
             actor,
-            "case.status_changed",
+            AuditAction.CASE_STATUS_CHANGED,
             at=at,
             case_number=case.number,
             details={"from": case.status, "to": new.value, **details},
@@ -233,7 +235,7 @@ class CaseService:
 
     async def change_status(self, number: str, status: str, actor: Actor) -> CaseRecord:
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             case = await self.get(number)
             await self._move(case, cases.CaseStatus(status), actor, now)
             await self.note_engineer_action(case, actor, now)
@@ -249,14 +251,14 @@ class CaseService:
         self, number: str, channel: str, note: str, actor: Actor
     ) -> list[ContactAttempt]:
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             case = await self.get(number)
             await self._store.add_contact_attempt(
                 ContactAttempt(number, now, actor.name, channel, note)
             )
             await self._audit.record(
                 actor,
-                "case.contact_attempt",
+                AuditAction.CASE_CONTACT_ATTEMPT,
                 at=now,
                 case_number=number,
                 details={"channel": channel},
@@ -267,7 +269,7 @@ class CaseService:
     async def resolve_no_answer(self, number: str, actor: Actor) -> CaseRecord:
         """Resolve without the customer: only after the documented unanswered attempts."""
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             case = await self.get(number)
             attempts = [a.at for a in await self._store.list_contact_attempts(number)]
             await self._resolve(case, cases.ResolveRoute.NO_ANSWER, attempts, actor, now)
@@ -285,7 +287,7 @@ class CaseService:
             InvalidTransition: the case is resolved, closed or already cancelled.
         """
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             case = await self.get(number)
             status = cases.cancel(cases.CaseStatus(case.status))
             await self._store.update_case(
@@ -298,7 +300,7 @@ class CaseService:
             )
             await self._audit.record(
                 actor,
-                "case.cancelled",
+                AuditAction.CASE_CANCELLED,
                 at=now,
                 case_number=number,
                 details={"from": case.status, "reason": reason},
@@ -323,7 +325,7 @@ class CaseService:
             InvalidTransition: the case is not being worked on (``cases.check_terms_change``).
         """
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             case = await self.get(number)
             cases.check_terms_change(cases.CaseStatus(case.status))
             new_plan = self._plan(plan if plan is not None else case.plan)
@@ -338,7 +340,7 @@ class CaseService:
             )
             await self._audit.record(
                 actor,
-                "case.terms_changed",
+                AuditAction.CASE_TERMS_CHANGED,
                 at=now,
                 case_number=number,
                 details={
@@ -374,7 +376,7 @@ class CaseService:
             InvalidTransition: the case cannot move that way (e.g. it is closed).
         """
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             session = await self._store.get_session(session_id)
             if session is None or session.case_number != number:
                 raise NotFound("the session of this token no longer exists")
@@ -389,7 +391,7 @@ class CaseService:
             )
             await self._audit.record(
                 actor,
-                "case.customer_answered",
+                AuditAction.CASE_CUSTOMER_ANSWERED,
                 at=now,
                 case_number=number,
                 session_id=session_id,
@@ -415,7 +417,7 @@ class CaseService:
         moves only after that transaction committed.
         """
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             candidates = await self._store.breach_candidates(
                 now, sorted(status.value for status in cases.ACTIVE)
             )
@@ -440,7 +442,7 @@ class CaseService:
             await self._store.update_case(case.number, breach_recorded_at=now)
             await self._audit.record(
                 Actor.system(),
-                "case.sla_breached",
+                AuditAction.CASE_SLA_BREACHED,
                 at=now,
                 case_number=case.number,
                 details={

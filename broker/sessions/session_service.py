@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from broker.audit.actions import AuditAction
 from broker.audit.log import Actor, AuditLog
 from broker.auth.ratelimit import GlobalRateAlarm, Refused, Reservation, SlidingWindowLimiter
 from broker.auth.service import AuthService, StaffPrincipal
@@ -29,8 +30,9 @@ from broker.sessions import cases, codes
 from broker.sessions.case_service import CaseService
 from broker.sessions.machine import NewHolder
 from broker.settings import Settings
+from broker.storage import transaction
+from broker.store.base import Store
 from broker.store.records import Invitation, QueueEntry, SessionRecord
-from broker.store.sqlite import SQLiteStore
 from broker.types import Level, Role
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ def limiter_key(client_addr: str) -> str:
 class SessionService:
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         audit: AuditLog,
         auth: AuthService,
         case_service: CaseService,
@@ -127,7 +129,7 @@ class SessionService:
         """
         now = self._clock()
         actor = principal.actor(addr)
-        async with self._store.transaction():
+        async with transaction(self._store):
             case = await self._cases.get(case_number)
             if case.status in _CLOSED_CASE:
                 raise Conflict(_closed_case_message(case_number, cases.CaseStatus(case.status)))
@@ -157,7 +159,7 @@ class SessionService:
             await self._store.insert_session(session)
             await self._audit.record(
                 actor,
-                "session.created",
+                AuditAction.SESSION_CREATED,
                 at=now,
                 case_number=case.number,
                 session_id=session.id,
@@ -187,7 +189,7 @@ class SessionService:
         session = await self._store.session_by_code_hash(codes.hash_code(code, self._pepper))
         claimed = False
         if session is not None:
-            async with self._store.transaction():
+            async with transaction(self._store):
                 claimed = session.state == "waiting" and await self._store.claim_code(
                     session.id, now
                 )
@@ -195,7 +197,7 @@ class SessionService:
                     actor = Actor(f"customer:{session.id}", "customer", client_addr)
                     await self._audit.record(
                         actor,
-                        "session.customer_joined",
+                        AuditAction.SESSION_CUSTOMER_JOINED,
                         at=now,
                         case_number=session.case_number,
                         session_id=session.id,
@@ -272,10 +274,10 @@ class SessionService:
         self.fail_lookup(reservation)
         self._metrics.join_failures.labels(reason=reason).inc()
         self._count_guess(now)
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._audit.record(
                 Actor("anonymous", "customer", client_addr),
-                "session.join_rejected",
+                AuditAction.SESSION_JOIN_REJECTED,
                 at=now,
                 case_number=session.case_number if session else None,
                 session_id=session.id if session else None,
@@ -336,11 +338,11 @@ class SessionService:
             target_level=target_level.value if target_level else None,
             reason=reason,
         )
-        async with self._store.transaction():
+        async with transaction(self._store):
             invitation = replace(invitation, id=await self._store.add_invitation(invitation))
             await self._audit.record(
                 principal.actor(addr),
-                "session.invited",
+                AuditAction.SESSION_INVITED,
                 at=now,
                 case_number=session.case_number,
                 session_id=session_id,
@@ -374,7 +376,7 @@ class SessionService:
         now = self._clock()
         session = await self.get(session_id)
         accepted = []
-        async with self._store.transaction():
+        async with transaction(self._store):
             for invitation in await self._store.open_invitations([session_id]):
                 if invitation.target_user not in (None, principal.name):
                     continue
@@ -386,7 +388,7 @@ class SessionService:
                 accepted.append(invitation)
                 await self._audit.record(
                     principal.actor(addr),
-                    "session.invitation_accepted",
+                    AuditAction.SESSION_INVITATION_ACCEPTED,
                     at=now,
                     case_number=session.case_number,
                     session_id=session_id,
@@ -402,7 +404,7 @@ class SessionService:
 
     async def set_holder(self, session_id: str, change: NewHolder) -> None:
         """Record who has the session in hand, as the relay's state machine decided."""
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._store.set_session_holder(
                 session_id,
                 change.pid,
@@ -420,19 +422,19 @@ class SessionService:
     async def set_live_state(self, session_id: str, state: str, reason: str | None = None) -> None:
         """Record what the relay's state machine decided (it audits the event itself)."""
         now = self._clock()
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._store.set_session_state(
                 session_id, state, ended_at=now if state == "ended" else None, end_reason=reason
             )
 
     async def _end(self, session: SessionRecord, actor: Actor, now: datetime, reason: str) -> None:
-        async with self._store.transaction():
+        async with transaction(self._store):
             await self._store.set_session_state(
                 session.id, "ended", ended_at=now, end_reason=reason
             )
             await self._audit.record(
                 actor,
-                "session.ended",
+                AuditAction.SESSION_ENDED,
                 at=now,
                 case_number=session.case_number,
                 session_id=session.id,

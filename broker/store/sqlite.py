@@ -4,6 +4,9 @@ One connection per process; every write runs inside ``transaction()``, which hol
 lock and an ``IMMEDIATE`` SQLite transaction, so a state change and its audit event are
 committed together or not at all. Audit appends read the chain head inside that same
 transaction, which keeps the chain linear without any other coordination.
+
+It implements ``broker.store.base.Store``; opening a file applies its pending schema
+migrations (``broker.store.schema``). Refused writes raise ``broker.store.errors`` classes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,14 @@ import aiosqlite
 
 from broker.audit.chain import GENESIS_HASH, AuditEvent, AuditRecord, StoredRow, chain_next
 from broker.audit.checkpoint import Checkpoint
-from broker.errors import Conflict, NotFound
+from broker.store import schema
+from broker.store.errors import (
+    AppendOnly,
+    DuplicateKey,
+    MissingReference,
+    RecordNotFound,
+    WriteRefused,
+)
 from broker.store.records import (
     AuditKeyRecord,
     AuditQuery,
@@ -40,8 +49,6 @@ from broker.store.records import (
     parse_iso,
 )
 
-SCHEMA_VERSION = 1
-
 log = logging.getLogger(__name__)
 
 _CASE_COLUMNS = (
@@ -50,30 +57,11 @@ _CASE_COLUMNS = (
     "first_response_met, last_customer_response_at, cancelled_at, cancelled_by, cancel_reason, "
     "breach_recorded_at"
 )
-_CASE_COLUMNS_ADDED = {
-    "cancelled_at": "TEXT",
-    "cancelled_by": "TEXT",
-    "cancel_reason": "TEXT",
-    "breach_recorded_at": "TEXT",
-}
-"""Case columns newer than the first schema, added to an older database file when it opens."""
 _SESSION_COLUMNS = (
     "id, case_number, created_by, engineer_display, engineer_level, created_at, code_hash, "
     "code_expires_at, code_used_at, state, ended_at, end_reason, holder_user, holder_display, "
     "holder_level"
 )
-_COLUMNS_ADDED = {
-    "cases": _CASE_COLUMNS_ADDED,
-    "sessions": {"holder_user": "TEXT", "holder_display": "TEXT", "holder_level": "TEXT"},
-    "invitations": {"accepted_at": "TEXT", "accepted_by": "TEXT"},
-}
-"""Per table, the columns newer than the first schema."""
-_BACKFILL = {
-    # Before hand-overs were recorded, the session's engineer was always its creator.
-    "holder_user": "UPDATE sessions SET holder_user = created_by, "
-    "holder_display = engineer_display, holder_level = engineer_level",
-}
-"""What a column just added to an older file starts as, where NULL would say the wrong thing."""
 _AUDIT_COLUMNS = (
     "seq, at, actor, actor_role, client_addr, action, case_number, session_id, details, "
     "prev_hash, hash"
@@ -106,18 +94,21 @@ _TABLE_NOUNS = {
 }
 
 
-def _conflict_message(sql: str, exc: sqlite3.IntegrityError) -> str:
-    """Our own words for a refused write, from our SQL and SQLite's error code, not its text."""
+_REFUSALS: dict[str, type[WriteRefused]] = {
+    "SQLITE_CONSTRAINT_PRIMARYKEY": DuplicateKey,
+    "SQLITE_CONSTRAINT_UNIQUE": DuplicateKey,
+    "SQLITE_CONSTRAINT_FOREIGNKEY": MissingReference,
+    # Our only triggers are the audit tables' append-only guards.
+    "SQLITE_CONSTRAINT_TRIGGER": AppendOnly,
+}
+
+
+def _refusal(sql: str, exc: sqlite3.IntegrityError) -> WriteRefused:
+    """The store error for a refused write, from our SQL and SQLite's error code, not its text."""
     match = _WRITE_TABLE.match(sql)
     noun = _TABLE_NOUNS.get(match.group(1).lower(), "record") if match else "record"
     kind = getattr(exc, "sqlite_errorname", "")
-    if kind in ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE"):
-        return f"a {noun} with the same identifier already exists"
-    if kind == "SQLITE_CONSTRAINT_FOREIGNKEY":
-        return f"the {noun} refers to a record that does not exist"
-    if kind == "SQLITE_CONSTRAINT_TRIGGER":
-        return f"stored {noun}s cannot be changed or deleted"
-    return f"the {noun} conflicts with stored data"
+    return _REFUSALS.get(kind, WriteRefused)(noun)
 
 
 def _case(row: sqlite3.Row) -> CaseRecord:
@@ -197,22 +188,6 @@ def _stored_row(row: sqlite3.Row) -> StoredRow:
     )
 
 
-async def _add_columns(conn: aiosqlite.Connection) -> None:
-    """Give tables made by an older broker the columns added since (before the schema script,
-    whose indexes may use them); a new file gets them from the script."""
-    for table, columns in _COLUMNS_ADDED.items():
-        async with conn.execute(f"PRAGMA table_info({table})") as cur:
-            have = {row["name"] for row in await cur.fetchall()}
-        if not have:
-            continue
-        added = [name for name in columns if name not in have]
-        for name in added:
-            await conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {columns[name]}")
-        for name in added:
-            if name in _BACKFILL:
-                await conn.execute(_BACKFILL[name])
-
-
 class SQLiteStore:
     """The broker's persistence, on one SQLite file."""
 
@@ -223,20 +198,23 @@ class SQLiteStore:
 
     @classmethod
     async def open(cls, db: str) -> SQLiteStore:
+        """Open (or create) the file and apply its pending schema migrations.
+
+        Raises:
+            SchemaError: a newer broker's file; it is left untouched.
+        """
         path = sqlite_path(db)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await _add_columns(conn)
-        schema = resources.files("broker.store").joinpath("schema.sql").read_text()
-        await conn.executescript(schema)
-        async with conn.execute("SELECT version FROM schema_version") as cur:
-            row = await cur.fetchone()
-        if row is None:
-            await conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await schema.migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
         return cls(conn)
 
     async def close(self) -> None:
@@ -283,7 +261,7 @@ class SQLiteStore:
             # SQLite's own text names tables, columns and triggers: keep it for the operator's
             # log and give the client a sentence of ours.
             log.info("store write refused: %s", exc)
-            raise Conflict(_conflict_message(sql, exc)) from exc
+            raise _refusal(sql, exc) from exc
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self._conn.execute(sql, params) as cur:
@@ -356,7 +334,7 @@ class SQLiteStore:
             "UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name)
         )
         if cur.rowcount == 0:
-            raise NotFound(f"no user named {name!r}")
+            raise RecordNotFound("user", name, f"no user named {name!r}")
 
     async def enabled_user_names(self, names: Collection[str]) -> frozenset[str]:
         """Which of ``names`` are users that exist and are enabled: one query, one parameter
@@ -400,7 +378,7 @@ class SQLiteStore:
         """Revocation: the key goes, private half included, so nothing verifies with it."""
         cur = await self._write("DELETE FROM signing_keys WHERE kid = ?", (kid,))
         if cur.rowcount == 0:
-            raise NotFound(f"no signing key {kid!r}")
+            raise RecordNotFound("signing key", kid)
 
     async def retire_signing_key(self, kid: str, at: datetime) -> None:
         await self._write(

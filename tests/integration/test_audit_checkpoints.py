@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from broker.app import sweep
+from broker.audit.actions import AuditAction
 from broker.audit.chain import StoredRow, event_hash, verify_chain
 from broker.audit.checkpoint import Anchor, checkpoint_problem, sign_checkpoint
 from broker.audit.log import CHECKPOINT_EVERY_EVENTS, Actor
@@ -281,7 +282,7 @@ async def test_checkpoints_on_sweep_export_and_every_n_events(
     start = _head(db_path)[0]
     async with store.transaction():
         for _ in range(CHECKPOINT_EVERY_EVENTS - start % CHECKPOINT_EVERY_EVENTS):
-            await audit.record(Actor.system(), "test.burst", at=broker.clock())
+            await audit.record(Actor.system(), AuditAction.AUDIT_SEARCHED, at=broker.clock())
     latest = await store.latest_audit_checkpoint()
     assert latest is not None and latest.seq % CHECKPOINT_EVERY_EVENTS == 0
     assert latest.seq == _head(db_path)[0]

@@ -8,7 +8,10 @@ from datetime import timedelta
 import pytest
 
 from broker.errors import Conflict
+from broker.storage import transaction
+from broker.store.errors import AppendOnly, DuplicateKey, MissingReference
 from broker.store.records import SessionRecord
+from broker.store.sqlite import SQLiteStore
 from broker.types import Role
 from tests.conftest import Broker
 from tests.integration.test_api_input import CASE
@@ -28,8 +31,10 @@ async def test_duplicate_case_number_409_has_no_sqlite_text(broker: Broker) -> N
 
 
 async def test_store_refusals_are_worded_by_the_broker(broker: Broker) -> None:
-    """Every kind of refused write, straight at the store: the shared mapping, not one route."""
+    """Every kind of refused write, straight at the store: its own errors, worded by the broker
+    (not by SQLite), and the service layer's one mapping of them to a 409."""
     store, now = broker.services.store, broker.clock()
+    assert isinstance(store, SQLiteStore)  # _write: a statement no Store method would send
     orphan = SessionRecord(
         id="s-orphan",
         case_number="NO-SUCH-CASE",
@@ -44,18 +49,23 @@ async def test_store_refusals_are_worded_by_the_broker(broker: Broker) -> None:
         ended_at=None,
         end_reason=None,
     )
-    with pytest.raises(Conflict) as refused:
+    with pytest.raises(MissingReference) as missing:
         async with store.transaction():
             await store.insert_session(orphan)
-    assert refused.value.message == "the session refers to a record that does not exist"
-    with pytest.raises(Conflict) as refused:
+    assert missing.value.message == "the session refers to a record that does not exist"
+    with pytest.raises(AppendOnly) as append_only:
         async with store.transaction():
             await store._write("DELETE FROM audit_events")
-    assert refused.value.message == "stored audit events cannot be changed or deleted"
-    with pytest.raises(Conflict) as refused:
+    assert append_only.value.message == "stored audit events cannot be changed or deleted"
+    with pytest.raises(DuplicateKey) as duplicate:
         async with store.transaction():
             await store.put_secret("code_pepper", b"again")
-    assert refused.value.message == "a secret with the same identifier already exists"
+    assert duplicate.value.message == "a secret with the same identifier already exists"
+    with pytest.raises(Conflict) as refused:
+        async with transaction(store):
+            await store.put_secret("code_pepper", b"again")
+    assert refused.value.message == duplicate.value.message
+    assert isinstance(refused.value.__cause__, DuplicateKey)
 
 
 async def _resolved_case(broker: Broker, headers: dict[str, str]) -> str:

@@ -1,7 +1,6 @@
--- Broker schema (SQLite). Timestamps are ISO 8601 UTC strings with microseconds, so they
--- sort as text. The audit table has no update or delete path: triggers refuse both.
-
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+-- The first schema (SQLite): staff, token keys, cases, sessions, invitations and the audit
+-- chain. Timestamps are ISO 8601 UTC strings with microseconds, so they sort as text.
+-- IF NOT EXISTS: a file from before numbered migrations may hold some of these already.
 
 CREATE TABLE IF NOT EXISTS users (
     name           TEXT PRIMARY KEY,
@@ -46,27 +45,9 @@ CREATE TABLE IF NOT EXISTS cases (
     response_due               TEXT NOT NULL,
     first_response_at          TEXT,
     first_response_met         INTEGER,
-    last_customer_response_at  TEXT,
-    -- Cancellation (a case opened by mistake): who, when, why. Kept if the customer reopens.
-    cancelled_at               TEXT,
-    cancelled_by               TEXT,
-    cancel_reason              TEXT,
-    -- When the sweeper first saw the SLA breached: each breach is counted exactly once.
-    breach_recorded_at         TEXT
+    last_customer_response_at  TEXT
 );
 CREATE INDEX IF NOT EXISTS cases_serial ON cases (serial_number);
-CREATE INDEX IF NOT EXISTS cases_due ON cases (response_due);
-
--- The customer's answers to "is the problem solved?", with the comment they gave.
-CREATE TABLE IF NOT EXISTS customer_feedback (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    case_number  TEXT NOT NULL REFERENCES cases (number),
-    session_id   TEXT NOT NULL REFERENCES sessions (id),
-    at           TEXT NOT NULL,
-    solved       INTEGER NOT NULL,
-    comment      TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS customer_feedback_case ON customer_feedback (case_number);
 
 CREATE TABLE IF NOT EXISTS contact_attempts (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -89,12 +70,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     code_used_at      TEXT,
     state             TEXT NOT NULL,
     ended_at          TEXT,
-    end_reason        TEXT,
-    -- Who has the session in hand now (the creator at first; hand-overs move it; NULL while
-    -- nobody does). The customer's status check names this engineer, never one who left.
-    holder_user       TEXT,
-    holder_display    TEXT,
-    holder_level      TEXT
+    end_reason        TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_case ON sessions (case_number);
 CREATE INDEX IF NOT EXISTS sessions_state ON sessions (state);
@@ -106,13 +82,10 @@ CREATE TABLE IF NOT EXISTS invitations (
     by_user       TEXT NOT NULL,
     target_user   TEXT,
     target_level  TEXT,
-    reason        TEXT NOT NULL,
-    -- Set when an invitee (the user, or anyone of the level) joins the session.
-    accepted_at   TEXT,
-    accepted_by   TEXT
+    reason        TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS invitations_session ON invitations (session_id);
 
+-- The audit table has no update or delete path: triggers refuse both.
 CREATE TABLE IF NOT EXISTS audit_events (
     seq          INTEGER PRIMARY KEY,
     at           TEXT NOT NULL,
@@ -136,42 +109,6 @@ CREATE TABLE IF NOT EXISTS audit_head (
     seq   INTEGER NOT NULL,
     hash  TEXT NOT NULL
 );
-
--- Ed25519 keys that sign audit checkpoints, apart from the token keys. Rotation drops the
--- private half (a retired key only verifies); the public half is kept for good, so every
--- checkpoint and exported anchor stays verifiable.
-CREATE TABLE IF NOT EXISTS audit_keys (
-    kid          TEXT PRIMARY KEY,
-    public_key   TEXT NOT NULL,
-    private_pem  TEXT,
-    created_at   TEXT NOT NULL,
-    retired_at   TEXT,
-    CHECK ((retired_at IS NULL) = (private_pem IS NOT NULL))
-);
-
--- Signed (seq, hash) of the chain, so cutting the tail is seen even with audit_head rewritten.
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    seq        INTEGER PRIMARY KEY,
-    hash       TEXT NOT NULL,
-    at         TEXT NOT NULL,
-    kid        TEXT NOT NULL REFERENCES audit_keys (kid),
-    signature  TEXT NOT NULL
-);
-
-CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
-BEGIN
-    SELECT RAISE(ABORT, 'audit checkpoints are append-only');
-END;
-
-CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
-BEGIN
-    SELECT RAISE(ABORT, 'audit checkpoints are append-only');
-END;
-
-CREATE TRIGGER IF NOT EXISTS audit_keys_no_delete BEFORE DELETE ON audit_keys
-BEGIN
-    SELECT RAISE(ABORT, 'audit keys are kept to verify old checkpoints');
-END;
 
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit_events
 BEGIN
