@@ -19,6 +19,7 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from broker.api.principals import client_addr
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY
+from broker.audit.actions import AuditAction
 from broker.audit.log import Actor
 from broker.auth.bearer import token_from_subprotocols
 from broker.auth.roles import Action
@@ -220,7 +221,7 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
         # Anyone holding the token can do this: record who pushed the connection out (after
         # the swap, so the old pump's cleanup sees it is no longer the agent).
-        await room.audit(actor, "relay.replaced", {"kind": "agent", "slot": AGENT_SLOT})
+        await room.audit(actor, AuditAction.RELAY_REPLACED, {"kind": "agent", "slot": AGENT_SLOT})
     peer.start()
     room.greet(peer)
     # Viewers and pages already here learn of the agent as newcomers would (room.greet).
@@ -376,7 +377,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     previous = room.attach_viewer(peer)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
-        await room.audit(actor, "relay.replaced", {"kind": "viewer", "slot": slot})
+        await room.audit(actor, AuditAction.RELAY_REPLACED, {"kind": "viewer", "slot": slot})
     peer.request_keyframe = lambda: ask_keyframe(room, slot)
     peer.start()
     room.greet(peer)
@@ -417,7 +418,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
                 if time.monotonic() - last_drop_audit >= DROP_AUDIT_SECONDS:
                     last_drop_audit = time.monotonic()
                     count, dropped = dropped, 0
-                    return room.audit(actor, "relay.input_dropped", {"count": count})
+                    return room.audit(actor, AuditAction.RELAY_INPUT_DROPPED, {"count": count})
             return None
 
         async def text(item: msg.Message) -> None:
@@ -438,7 +439,7 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
 
         async def gone() -> None:
             if dropped:
-                await room.audit(actor, "relay.input_dropped", {"count": dropped})
+                await room.audit(actor, AuditAction.RELAY_INPUT_DROPPED, {"count": dropped})
             if room.detach_viewer(peer, leave_reason):
                 if not room.ended:
                     event: m.Event = (
@@ -473,7 +474,7 @@ async def _audit_chat(room: Room, actor: Actor, slot: int, data: bytes, max_size
     what is audited is what is forwarded, never a client's own account of it."""
     envelope = Envelope.parse(data, max_size)
     meta = msg.ChatMeta(slot, envelope.epoch, envelope.seq, len(data))
-    await room.audit(actor, "session.chat", meta.to_dict())
+    await room.audit(actor, AuditAction.SESSION_CHAT, meta.to_dict())
 
 
 async def _viewer_text(

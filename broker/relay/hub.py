@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapp
 from datetime import datetime
 from typing import Any
 
+from broker.audit.actions import AuditAction
 from broker.audit.log import Actor
 from broker.auth.revocation import Credential, ExpiryQueue, Revocation, stale
 from broker.clock import Clock
@@ -108,16 +109,15 @@ class Hub:
     def _audit_sink(self, session_id: str, case_number: str) -> Any:
         services = self._services
 
-        async def sink(actor: Actor, action: str, details: Mapping[str, Any]) -> None:
-            async with services.store.transaction():
-                await services.audit.record(
-                    actor,
-                    action,
-                    at=self._clock(),
-                    case_number=case_number,
-                    session_id=session_id,
-                    details=details,
-                )
+        async def sink(actor: Actor, action: AuditAction, details: Mapping[str, Any]) -> None:
+            await services.audit.append(
+                actor,
+                action,
+                at=self._clock(),
+                case_number=case_number,
+                session_id=session_id,
+                details=details,
+            )
 
         return sink
 
@@ -269,7 +269,7 @@ class Hub:
                 "reason": reason,
             }
             try:
-                await room.audit(actor, "relay.closed", details)
+                await room.audit(actor, AuditAction.RELAY_CLOSED, details)
             except Exception:  # the socket is closed either way; the others get their rows
                 log.exception("could not audit relay.closed in session %s", room.session_id)
 

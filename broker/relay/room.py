@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from broker.audit.actions import AuditAction
 from broker.audit.log import Actor
 from broker.clock import Clock
 from broker.relay.peer import Peer
@@ -27,7 +28,7 @@ from rsb_protocol.framing import AGENT_SLOT, CUSTOMER_SLOT
 
 log = logging.getLogger(__name__)
 
-AuditSink = Callable[[Actor, str, Mapping[str, Any]], Awaitable[None]]
+AuditSink = Callable[[Actor, AuditAction, Mapping[str, Any]], Awaitable[None]]
 HolderSink = Callable[[m.NewHolder], Awaitable[None]]
 """Records who has the session in hand now (the session's stored holder)."""
 
@@ -58,7 +59,7 @@ class Send:
 class Write:
     """Effect: append an audit row (by the actor whose event this was)."""
 
-    action: str
+    action: AuditAction
     details: Mapping[str, Any]
 
 

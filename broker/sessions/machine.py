@@ -46,6 +46,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
+from broker.audit.actions import AuditAction
 from broker.errors import InvalidTransition, ValidationFailed
 from broker.sessions.participants import Participant as Participant
 from broker.sessions.participants import Phase as Phase
@@ -189,7 +190,7 @@ class Tick(Event):
 
 @dataclass(frozen=True)
 class Audit:
-    action: str
+    action: AuditAction
     details: Mapping[str, Any]
 
 
@@ -274,7 +275,7 @@ def _take(state: SessionState, pid: ParticipantId, perm: Permission, reason: str
     state = _put(state, replace(_unask(p, withdrawn), grants=p.grants - removed))
     fx: list[Effect] = []
     if CONTROL in removed:
-        fx.append(Audit("session.control_revoked", {"pid": pid, "reason": reason}))
+        fx.append(Audit(AuditAction.SESSION_CONTROL_REVOKED, {"pid": pid, "reason": reason}))
     return state, fx
 
 
@@ -298,7 +299,7 @@ def _end(state: SessionState, by: str, reason: str) -> _Step:
     for p in state.participants:
         state, more = _take(state, p.pid, VIEW, "ended")
         fx += more
-    fx.append(Audit("session.ended", {"by": by, "reason": reason}))
+    fx.append(Audit(AuditAction.SESSION_ENDED, {"by": by, "reason": reason}))
     return replace(state, ended=True, end_reason=reason), fx
 
 
@@ -313,7 +314,7 @@ def _sweep(state: SessionState, now: datetime, window: timedelta) -> _Step:
     for p in state.participants:
         if _expired(p.disconnected_at, now, window):
             state, more = _remove(state, p.pid, "resume_window_expired")
-            fx += [*more, Audit("session.participant_dropped", {"pid": p.pid})]
+            fx += [*more, Audit(AuditAction.SESSION_PARTICIPANT_DROPPED, {"pid": p.pid})]
     if _expired(state.agent_disconnected_at, now, window):
         state, more = _end(state, "broker", AGENT_LOST)
         fx += more
@@ -335,7 +336,8 @@ def _agent_connected(state: SessionState, e: AgentConnected) -> _Step:
         raise InvalidTransition("the agent is already connected")
     resumed = state.agent_disconnected_at is not None
     state = replace(state, agent_connected=True, agent_disconnected_at=None)
-    fx: list[Effect] = [Audit(f"session.agent_{'resumed' if resumed else 'connected'}", {})]
+    action = AuditAction.SESSION_AGENT_RESUMED if resumed else AuditAction.SESSION_AGENT_CONNECTED
+    fx: list[Effect] = [Audit(action, {})]
     for p in state.participants:
         for perm in sorted(p.requested):
             fx += _ask(state, p, perm)
@@ -346,7 +348,7 @@ def _agent_disconnected(state: SessionState, e: AgentDisconnected) -> _Step:
     if not state.agent_connected:
         raise InvalidTransition("the agent is not connected")
     state = replace(state, agent_connected=False, agent_disconnected_at=e.at)
-    return state, [Audit("session.agent_disconnected", {})]
+    return state, [Audit(AuditAction.SESSION_AGENT_DISCONNECTED, {})]
 
 
 def _engineer_joined(state: SessionState, e: EngineerJoined) -> _Step:
@@ -356,12 +358,12 @@ def _engineer_joined(state: SessionState, e: EngineerJoined) -> _Step:
     holder = e.pid if e.invited or not _holding(state) else state.holder
     state = replace(state, participants=(*state.participants, p), holder=holder)
     details = {"pid": e.pid, "display_name": e.display_name, "level": e.level}
-    return state, [Audit("session.participant_joined", details), *_ask(state, p, VIEW)]
+    return state, [Audit(AuditAction.SESSION_PARTICIPANT_JOINED, details), *_ask(state, p, VIEW)]
 
 
 def _engineer_left(state: SessionState, e: EngineerLeft) -> _Step:
     state, fx = _remove(state, e.pid, "left")
-    return state, [*fx, Audit("session.participant_left", {"pid": e.pid})]
+    return state, [*fx, Audit(AuditAction.SESSION_PARTICIPANT_LEFT, {"pid": e.pid})]
 
 
 def _engineer_disconnected(state: SessionState, e: EngineerDisconnected) -> _Step:
@@ -369,7 +371,7 @@ def _engineer_disconnected(state: SessionState, e: EngineerDisconnected) -> _Ste
     if not p.connected:
         raise InvalidTransition(f"{e.pid!r} is already disconnected", pid=e.pid)
     state = _put(state, replace(p, connected=False, disconnected_at=e.at))
-    return state, [Audit("session.participant_disconnected", {"pid": e.pid})]
+    return state, [Audit(AuditAction.SESSION_PARTICIPANT_DISCONNECTED, {"pid": e.pid})]
 
 
 def _engineer_reconnected(state: SessionState, e: EngineerReconnected) -> _Step:
@@ -380,7 +382,7 @@ def _engineer_reconnected(state: SessionState, e: EngineerReconnected) -> _Step:
     if not _holding(state):
         state = replace(state, holder=e.pid)
     details = {"pid": e.pid, "grants": sorted(p.grants)}
-    return state, [Audit("session.participant_resumed", details)]
+    return state, [Audit(AuditAction.SESSION_PARTICIPANT_RESUMED, details)]
 
 
 def _consent_requested(state: SessionState, e: ConsentRequested) -> _Step:
@@ -395,7 +397,7 @@ def _consent_requested(state: SessionState, e: ConsentRequested) -> _Step:
     p = replace(p, requested=p.requested | {perm}, reasons=reasons)
     state = _put(state, p)
     details = {"pid": e.pid, "permission": perm, "reason": e.reason}
-    audit = Audit("session.consent_requested", details)
+    audit = Audit(AuditAction.SESSION_CONSENT_REQUESTED, details)
     return state, [audit, *_ask(state, p, perm)]
 
 
@@ -411,10 +413,10 @@ def _consent_granted(state: SessionState, e: ConsentGranted) -> _Step:
     state = _put(state, replace(_unask(p, frozenset({perm})), grants=p.grants | {perm}))
     if perm is CONTROL:
         state = replace(state, holder=e.pid)  # whoever drives has the session in hand
-        fx.append(Audit("session.control_granted", {"pid": e.pid, "by": e.by}))
+        fx.append(Audit(AuditAction.SESSION_CONTROL_GRANTED, {"pid": e.pid, "by": e.by}))
     else:
         details = {"pid": e.pid, "permission": perm, "by": e.by}
-        fx.append(Audit("session.consent_granted", details))
+        fx.append(Audit(AuditAction.SESSION_CONSENT_GRANTED, details))
     return state, [*fx, Notify(e.pid, "consent_granted", perm)]
 
 
@@ -423,7 +425,9 @@ def _consent_refused(state: SessionState, e: ConsentRefused) -> _Step:
     if perm not in p.requested:
         raise InvalidTransition(f"{e.pid!r} did not request {perm}", pid=e.pid)
     state = _put(state, _unask(p, frozenset({perm})))
-    audit = Audit("session.consent_refused", {"pid": e.pid, "permission": perm, "by": e.by})
+    audit = Audit(
+        AuditAction.SESSION_CONSENT_REFUSED, {"pid": e.pid, "permission": perm, "by": e.by}
+    )
     return state, [audit, Notify(e.pid, "consent_refused", perm)]
 
 
@@ -434,7 +438,7 @@ def _consent_revoked(state: SessionState, e: ConsentRevoked) -> _Step:
         return state, []
     state, fx = _take(state, e.pid, perm, "revoked")
     if not (perm is CONTROL and CONTROL in p.grants):  # control_revoked already says it
-        fx.append(Audit("session.consent_revoked", {"pid": e.pid, "permission": perm}))
+        fx.append(Audit(AuditAction.SESSION_CONSENT_REVOKED, {"pid": e.pid, "permission": perm}))
     return state, [*fx, Notify(e.pid, "consent_revoked", perm)]
 
 
@@ -444,20 +448,20 @@ def _released(state: SessionState, e: Released) -> _Step:
         raise InvalidTransition(f"{e.pid!r} does not hold {perm}", pid=e.pid)
     state, fx = _take(state, e.pid, perm, "released")
     if perm is not CONTROL:
-        fx.append(Audit("session.consent_released", {"pid": e.pid, "permission": perm}))
+        fx.append(Audit(AuditAction.SESSION_CONSENT_RELEASED, {"pid": e.pid, "permission": perm}))
     return state, fx
 
 
 def _paused(state: SessionState, e: Paused) -> _Step:
     if state.paused:
         raise InvalidTransition("the session is already paused")
-    return replace(state, paused=True), [Audit("session.paused", {})]
+    return replace(state, paused=True), [Audit(AuditAction.SESSION_PAUSED, {})]
 
 
 def _resumed(state: SessionState, e: Resumed) -> _Step:
     if not state.paused:
         raise InvalidTransition("the session is not paused")
-    return replace(state, paused=False), [Audit("session.resumed", {})]
+    return replace(state, paused=False), [Audit(AuditAction.SESSION_RESUMED, {})]
 
 
 def _ended(state: SessionState, e: Ended) -> _Step:
