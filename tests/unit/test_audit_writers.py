@@ -23,9 +23,6 @@ SERVICE_LAYER = {
     "broker/sessions/session_service.py",
     "broker/services.py",  # wiring: the code pepper, stored once at first start
     "broker/storage.py",
-    # A live session's events change nothing stored: the room's sink writes each one in a
-    # transaction of its own (docs/architecture.md, "Where audit happens").
-    "broker/relay/hub.py",
 }
 
 
