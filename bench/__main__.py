@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.relay_bench import before_after
 
         label = str(options.before_tree) if args.before_tree else args.before
-        before_after(ctx, label)
+        before_after(ctx, label, frame_path=args.before == BEFORE_REV and not args.before_tree)
     print()
     print(to_text(ctx.report))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
@@ -216,7 +216,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {docs / 'benchmarks.md'} and {docs / 'benchmark-latency.png'}")
     elif not args.no_docs:
         page_path = args.docs_dir / "benchmarks.md"
-        spliced = [s for s in ctx.report.sections if s.key in SPLICED_PARTS and s.rows]
+        spliced = [
+            s
+            for s in ctx.report.sections
+            if s.rows
+            and (s.key in SPLICED_PARTS or (s.key == "before-after" and args.before != BEFORE_REV))
+        ]
         if spliced and page_path.exists():
             page = page_path.read_text()
             for section in spliced:

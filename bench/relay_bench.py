@@ -622,10 +622,14 @@ def _rss_settled(server: srv.Server, samples: int = 3) -> int:
 def run_idle(ctx: Context) -> None:
     report = ctx.report
     counts = idle_counts(ctx)
-    for name in ("broker", "minimal"):
+    names = (
+        ["broker", "broker-before", "minimal"] if ctx.options.before_tree else ["broker", "minimal"]
+    )
+    for name in names:
         with started(ctx, [name]) as running:
             server = running[name]
-            sessions = broker_sessions(server, counts[-1]) if name == "broker" else None
+            is_broker = kind_of(name) == "broker"
+            sessions = broker_sessions(server, counts[-1]) if is_broker else None
             baseline = _rss_settled(server)
             gens: list[LoadGen] = []
             try:
@@ -662,7 +666,7 @@ def _idle_table(ctx: Context, counts: list[int]) -> None:
         ["sessions", "relay", "RSS MiB", "KiB per session", "this/minimal", "connect time s"],
     )
     for count in counts:
-        for name in ("broker", "minimal"):
+        for name in ("broker", "broker-before", "minimal"):
             key = f"idle.s{count}.{name}"
             if not g(f"{key}.kib"):
                 continue
@@ -705,17 +709,32 @@ BEFORE_AFTER = [
     ("p99 at 1,000 msg/s, ms", "latency.rate1000.{}.p99", False),
     ("relay CPU at 1,000 msg/s, cores", "latency.rate1000.{}.cpu", False),
 ]
+LIVE_CORE_BEFORE_AFTER = [
+    ("64 KiB throughput, MB/s", "relay.64k.{}.mb_s", True),
+    ("1 KiB messages, msg/s delivered", "relay.1k.{}.msgs_s", True),
+    ("p50 at 200 sessions, ms", "latency.s200.{}.p50", False),
+    ("p99 at 200 sessions, ms", "latency.s200.{}.p99", False),
+    ("relay CPU at 200 sessions, cores", "latency.s200.{}.cpu", False),
+    ("memory per idle session at 1,000, KiB", "idle.s1000.{}.kib", False),
+    ("memory per idle session at 5,000, KiB", "idle.s5000.{}.kib", False),
+]
+"""What issue 12 (the live core rebuilt, no behaviour change) must leave within noise."""
 
 
-def before_after(ctx: Context, revision: str) -> None:
-    """The broker before the frame-path change against the current one, same run."""
+def before_after(ctx: Context, revision: str, *, frame_path: bool = True) -> None:
+    """The broker of ``revision`` against the current one, same run.
+
+    ``frame_path``: the before/after of issue 5's frame path (its figures and its notes);
+    otherwise a general one (issue 12's live-core rework), which a subset run can splice
+    into the page under its own heading, with its own date and machine.
+    """
     report = ctx.report
-    section = report.section(
-        "before-after",
-        f"Frame path: before and after (before = {revision})",
-        ["figure", "before", "after", "after/before"],
-    )
-    for title, pattern, _higher_is_better in BEFORE_AFTER:
+    if frame_path:
+        title, figures = f"Frame path: before and after (before = {revision})", BEFORE_AFTER
+    else:
+        title, figures = f"Before and after (before = {revision})", LIVE_CORE_BEFORE_AFTER
+    section = report.section("before-after", title, ["figure", "before", "after", "after/before"])
+    for title, pattern, _higher_is_better in figures:
         before, after = pattern.format("broker-before"), pattern.format("broker")
         if not report.get(before) or not report.get(after):
             continue
@@ -727,6 +746,17 @@ def before_after(ctx: Context, revision: str) -> None:
         section.rows.append([title, *cells])
     if not section.rows:
         report.sections.remove(section)
+        return
+    if not frame_path:
+        meta = report.meta
+        section.notes += [
+            f"Measured {meta.get('date', '')} on {meta.get('machine', '')}; figures are "
+            "medians over rounds with their spread, both brokers in the same rounds, "
+            "interleaved, with the same load generator (the earlier one with its message "
+            "limits lifted, as in the throughput table). Memory per session: each broker "
+            "alone, as in section 4.",
+            f"Alone: `python -m bench relay latency idle --before {revision}`.",
+        ]
         return
     section.notes += [
         "Both brokers ran in the same rounds, interleaved, with the same load generator. The "
