@@ -113,7 +113,10 @@ class Receiver:
             self.latencies.append(now - int.from_bytes(prefix[18:26], "big"))
         if self.ack_every and seq - self._acked >= self.ack_every and self.client is not None:
             self._acked = seq
-            self.client.send(OP_BINARY, ACK_HEADER.pack(0xB1, ACK, 0, 0, self.slot, 0, seq))
+            # In the update's epoch, as real viewers acknowledge: the broker forwards an ACK
+            # only for what it sent (the agent's current epoch, no further than its seq).
+            epoch = int.from_bytes(prefix[6:10], "big")
+            self.client.send(OP_BINARY, ACK_HEADER.pack(0xB1, ACK, 0, 0, self.slot, epoch, seq))
 
 
 class StreamSink(asyncio.Protocol):

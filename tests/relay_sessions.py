@@ -96,3 +96,17 @@ async def admitted_session(broker: Broker) -> tuple[Live, ScriptedAgent, Scripte
     viewer = await join_viewer(broker, live, live.staff)
     await admit_viewer(broker, live, agent, viewer)
     return live, agent, viewer
+
+
+async def give_control(
+    agent: ScriptedAgent, viewer: ScriptedViewer, reason: str = "fix it"
+) -> None:
+    """The viewer asks for control and the customer says yes (through the agent)."""
+    await viewer.peer.send(msg.ControlRequest("req-control", viewer.slot, reason))
+    ask = await agent.peer.wait(
+        lambda: [r for r in agent.peer.of(msg.ConsentRequest) if r.permission == "control"]
+    )
+    await agent.grant(ask[-1])
+    await viewer.peer.wait(
+        lambda: [s for s in viewer.peer.of(msg.State) if s.controller_slot == viewer.slot]
+    )

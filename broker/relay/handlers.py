@@ -14,6 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -193,6 +194,25 @@ async def _pump(peer: Peer, on_binary: BinaryHandler, on_text: TextHandler) -> W
             return message
 
 
+async def _session_party(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    hub: Hub,
+    kind: Literal["agent", "customer"],
+    slot: int,
+) -> tuple[Room, Peer, Actor]:
+    """Authenticate an agent's or customer page's session token and make its peer, tracked
+    by the hub (expiry, revocation) before it joins the room."""
+    mark = hub.revocation_mark()
+    party = await request.app[SERVICES_KEY].auth.session_principal(_token(request), kind)
+    room = await hub.room_for(party.session_id)
+    peer = Peer(
+        ws, kind, kind, slot, hub.limits, transport=request.transport, credential=party.credential
+    )
+    hub.watch(room, peer, mark)
+    return room, peer, room.actor_for(peer, client_addr(request))
+
+
 def _answer_error(peer: Peer, exc: BrokerError) -> None:
     peer.send(msg.ErrorMessage(exc.code, exc.message[:2000]))
 
@@ -202,20 +222,7 @@ def _answer_error(peer: Peer, exc: BrokerError) -> None:
 
 async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
-    mark = hub.revocation_mark()
-    party = await services.auth.session_principal(_token(request), "agent")
-    room = await hub.room_for(party.session_id)
-    peer = Peer(
-        ws,
-        "agent",
-        "agent",
-        AGENT_SLOT,
-        hub.limits,
-        transport=request.transport,
-        credential=party.credential,
-    )
-    hub.watch(room, peer, mark)
-    actor = room.actor_for(peer, client_addr(request))
+    room, peer, actor = await _session_party(request, ws, hub, "agent", AGENT_SLOT)
     previous = room.attach_agent(peer)
     if previous is not None:
         previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
@@ -536,21 +543,7 @@ async def _viewer_text(
 
 
 async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
-    services = request.app[SERVICES_KEY]
-    mark = hub.revocation_mark()
-    party = await services.auth.session_principal(_token(request), "customer")
-    room = await hub.room_for(party.session_id)
-    peer = Peer(
-        ws,
-        "customer",
-        "customer",
-        CUSTOMER_SLOT,
-        hub.limits,
-        transport=request.transport,
-        credential=party.credential,
-    )
-    hub.watch(room, peer, mark)
-    actor = room.actor_for(peer, client_addr(request))
+    room, peer, actor = await _session_party(request, ws, hub, "customer", CUSTOMER_SLOT)
     room.attach_page(peer)
     peer.start()
     room.greet(peer)

@@ -29,6 +29,7 @@ from tests.relay_sessions import (
     admit_viewer,
     admitted_session,
     audit_events,
+    give_control,
     join_viewer,
     live_session,
     until,
@@ -119,14 +120,7 @@ async def test_a_controllers_input_flood_is_dropped_at_the_agents_bound_not_fata
 ) -> None:
     _hub(broker).limits = replace(_hub(broker).limits, max_queued_control=CONTROL_LIMIT)
     live, agent, rita = await admitted_session(broker)
-    await rita.peer.send(msg.ControlRequest("req-r", rita.slot, "fix the printer"))
-    ask = await agent.peer.wait(
-        lambda: [r for r in agent.peer.of(msg.ConsentRequest) if r.permission == "control"]
-    )
-    await agent.grant(ask[0])
-    await rita.peer.wait(
-        lambda: [s for s in rita.peer.of(msg.State) if s.controller_slot == rita.slot]
-    )
+    await give_control(agent, rita, "fix the printer")
     epoch = agent.sender.epoch if agent.sender else 1
     room = _hub(broker).room(live.session_id)
     assert room is not None and room.agent is not None
