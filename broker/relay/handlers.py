@@ -178,14 +178,14 @@ async def _pump(peer: Peer, on_binary: BinaryHandler, on_text: TextHandler) -> W
         kind = message.type
         if kind is WSMsgType.BINARY:
             limiter.check_binary()
-            if peer.closed:
+            if peer.closing:
                 continue
             pending = on_binary(message.data)
             if pending is not None:
                 await pending
         elif kind is WSMsgType.TEXT:
             limiter.check(False)
-            if peer.closed:
+            if peer.closing:
                 continue
             await on_text(msg.parse_message(message.data, TEXT_LIMIT))
         elif kind in _KEEPALIVE:

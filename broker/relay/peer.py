@@ -102,6 +102,9 @@ class Peer:
         self._control = 0
         self._wake = asyncio.Event()
         self._closing: tuple[int, str] | None = None
+        self.closing = False
+        """The broker decided to close this peer (``close_soon``, ``stop``): a plain attribute,
+        read for every message the peer sends, so that nothing it still sends is relayed."""
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
 
@@ -220,6 +223,7 @@ class Peer:
         """Send what is queued, then close with ``code``; later offers are ignored."""
         if self._closing is None:
             self._closing = (code, reason)
+            self.closing = True
             self._queue.append((None, None))
             self._wake.set()
 
@@ -299,6 +303,7 @@ class Peer:
         self._stopped = True
         if self._closing is None:
             self._closing = (1001, "going away")
+            self.closing = True
         if self._task is not None:
             self._task.cancel()
             await self.wait_closed()

@@ -14,8 +14,15 @@ from enum import Enum, auto
 from broker.errors import BadRequest
 from broker.relay.peer import Peer
 from broker.relay.room import Room
-from broker.relay.routing import Route, Sender, Target, Verdict, route, slot_is
-from rsb_protocol.framing import NO_FLAGS, FrameType, pack_header, peek_position, peek_route
+from broker.relay.routing import Route, Sender, SlotIs, Target, Verdict, route, slot_is
+from rsb_protocol.framing import (
+    BROADCAST_SLOT,
+    NO_FLAGS,
+    FrameType,
+    pack_header,
+    peek_position,
+    peek_route,
+)
 
 
 def keyframe_request(slot: int) -> bytes:
@@ -28,12 +35,29 @@ def ask_keyframe(room: Room, slot: int) -> None:
 
 
 def route_from_agent(room: Room, data: bytes) -> None:
+    """Relay one binary frame from the agent, as ``routing.ROUTES`` says.
+
+    Screen frames to the admitted viewers are nearly all the traffic, so their routes are
+    looked up in ``_AGENT_BROADCAST`` (the same table rows) and delivered here without a
+    further call: the table stays the only rule, this is how it is read fast.
+    """
     frame_type, slot = peek_route(data)
-    found = route(Sender.AGENT, frame_type, slot_is(slot, None))
-    if found.verdict is Verdict.FORWARD:
-        deliver(room, found, frame_type, slot, data)
-    elif found.verdict is Verdict.REFUSE:
-        raise BadRequest(f"the agent may not send {frame_type.name} frames to slot {slot:#06x}")
+    found = _AGENT_BROADCAST[frame_type] if slot == BROADCAST_SLOT else None
+    if found is None:
+        found = route(Sender.AGENT, frame_type, slot_is(slot, None))
+    if found.verdict is not Verdict.FORWARD:
+        if found.verdict is Verdict.REFUSE:
+            raise BadRequest(f"the agent may not send {frame_type.name} frames to {slot:#06x}")
+        return
+    if found.target is Target.VIEWERS:
+        targets = room.frame_targets
+        if targets and frame_type in _UPDATES:
+            room.sent_position = peek_position(data)  # what the viewers' ACKs may cover
+        for watcher in targets:
+            if watcher.offer(data, frame_type):
+                ask_keyframe(room, watcher.slot)
+        return
+    deliver(room, found, frame_type, slot, data)
 
 
 def deliver(room: Room, found: Route, frame_type: FrameType, slot: int, data: bytes) -> None:
@@ -58,6 +82,8 @@ def deliver(room: Room, found: Route, frame_type: FrameType, slot: int, data: by
 
 
 _UPDATES = frozenset({FrameType.SCREEN_UPDATE, FrameType.KEYFRAME})
+_AGENT_BROADCAST = {t: route(Sender.AGENT, t, SlotIs.BROADCAST) for t in FrameType}
+"""The agent's routes for frames to the broadcast slot, by type (rows of ``ROUTES``)."""
 
 
 class Routed(Enum):
