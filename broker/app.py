@@ -16,19 +16,17 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from broker import loop_lag
+from broker.api import audit_routes, auth_routes, session_routes
 from broker.api.middleware import count_requests, error_middleware, security_headers
 from broker.api.openapi import build_openapi
 from broker.api.routing import ApiRoute, add_routes, json_response
 from broker.api.server import http_handler_args
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY, SETTINGS_KEY
-from broker.audit import handlers as audit_handlers
 from broker.audit.log import Actor
-from broker.auth import handlers as auth_handlers
 from broker.clock import Clock
 from broker.relay.handlers import HUB_KEY, add_relay_routes
 from broker.relay.hub import Hub, ticking
 from broker.services import open_services
-from broker.sessions import handlers as session_handlers
 from broker.settings import Settings
 from broker.web import add_web_routes
 
@@ -54,9 +52,9 @@ def utc_now() -> datetime:
 
 
 API_ROUTES: list[ApiRoute] = [
-    *auth_handlers.ROUTES,
-    *session_handlers.ROUTES,
-    *audit_handlers.ROUTES,
+    *auth_routes.ROUTES,
+    *session_routes.ROUTES,
+    *audit_routes.ROUTES,
 ]
 
 

@@ -79,5 +79,5 @@ def test_edges_never_record_audit_events_themselves() -> None:
         for line in _calls(path, {"record", "transaction", "append_audit"})
     }
     assert offenders == set()
-    assert _edge("broker/cli.py") and _edge("broker/audit/handlers.py")
+    assert _edge("broker/cli.py") and _edge("broker/api/audit_routes.py")
     assert not _edge("broker/audit/log.py")

@@ -57,8 +57,9 @@ def test_the_viewer_shares_the_update_codec_not_the_agent_package() -> None:
 DOMAIN = ("broker.sessions", "broker.auth", "broker.audit", "broker.store")
 """Services, stores and their rules: called with plain arguments, never with a request."""
 
-EDGE = frozenset({"broker.sessions.handlers", "broker.auth.handlers", "broker.audit.handlers"})
-"""Each domain package's HTTP routes: the edge, where request models become plain arguments."""
+EDGE: frozenset[str] = frozenset()
+"""Domain modules allowed to reach the web layer: none (their HTTP routes live in
+``broker/api/*_routes.py``, where request models become plain arguments)."""
 
 WEB_LAYER = (
     *("aiohttp", "pydantic", "broker.appkeys", "broker.api", "broker.relay"),
