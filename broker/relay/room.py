@@ -20,6 +20,7 @@ from broker.audit.actions import AuditAction
 from broker.audit.log import Actor
 from broker.clock import Clock
 from broker.relay.peer import Peer
+from broker.relay.routing import FrameSink
 from broker.sessions import machine as m
 from broker.sessions.participants import Phase
 from broker.types import CaseNumber, ParticipantId, Permission, SessionId
@@ -103,7 +104,7 @@ class Room:
         # One key per slot *and algorithm*: the agent announces X25519 and P-256 so a console
         # without X25519 can still join; keeping only the last one locked X25519 viewers out.
         self.public_keys: dict[tuple[int, str], msg.PublicKeyAnnounce] = {}
-        self.frame_targets: tuple[Peer, ...] = ()
+        self.frame_targets: tuple[FrameSink, ...] = ()
         self.controller: Peer | None = None
         # The newest (epoch, seq) acknowledged to the agent. The sequence starts again with
         # each epoch and with each agent process, so a new epoch always goes through.

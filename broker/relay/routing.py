@@ -26,7 +26,10 @@ from rsb_protocol.framing import BROADCAST_SLOT, CUSTOMER_SLOT, FrameType
 
 class FrameSink(Protocol):
     """Where routing delivers a frame: a live WebSocket peer today; a recorder or a remote
-    node implements the same two calls. Neither may wait: the frame path never awaits."""
+    node implements the same members. ``offer`` may not wait: the frame path never awaits."""
+
+    slot: int
+    """The participant slot the sink receives for (keyframe requests name it)."""
 
     def offer(self, data: bytes, frame_type: FrameType) -> bool:
         """Take one binary frame; True when the sink dropped deltas and wants a keyframe."""
