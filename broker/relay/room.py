@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -72,6 +72,12 @@ class Record:
 
 
 RoomEffect = Send | Write | Record
+
+
+def _carry(sends: Iterable[Send]) -> None:
+    """The shell's one way to send what the room decided outside ``step``."""
+    for effect in sends:
+        effect.to.send(effect.message)
 
 
 def _customer_leave(reason: str) -> msg.Leave:
@@ -296,9 +302,7 @@ class Room:
         """Send the agent an open consent request now (to a connection that replaced one)."""
         out: list[RoomEffect] = []
         self._request_to_agent(request, out)
-        for effect in out:
-            if isinstance(effect, Send):
-                effect.to.send(effect.message)
+        _carry(effect for effect in out if isinstance(effect, Send))
 
     def _request_to_agent(self, request: msg.ConsentRequest, out: list[RoomEffect]) -> None:
         """Send the agent a consent request, at most once per id on each of its connections.
@@ -462,35 +466,41 @@ class Room:
         return peers
 
     def greet(self, peer: Peer) -> None:
+        _carry(self.greeting(peer))
+
+    def greeting(self, peer: Peer) -> list[Send]:
         """What a newly connected peer needs: its slot, the state, who is here, their keys."""
-        peer.send(
+        out: list[msg.Message] = [
             msg.Welcome(
                 slot=peer.slot,
                 participant=peer.participant,
                 session_id=self.session_id,
                 case_number=self.case_number,
                 organisation=self.organisation,
-            )
-        )
-        peer.send(self.state_message())
+            ),
+            self.state_message(),
+        ]
         if self.agent is not None and peer is not self.agent:
-            peer.send(AGENT_JOIN)
-        for other in self.viewers.values():
-            if other is not peer:
-                peer.send(self.join_message(other))
+            out.append(AGENT_JOIN)
+        out += [self.join_message(other) for other in self.viewers.values() if other is not peer]
         if self.chat_page is not None and peer.kind != "customer":
-            peer.send(_CUSTOMER_JOIN)
+            out.append(_CUSTOMER_JOIN)
         if peer.kind == "customer":
-            for request in self.pending_requests():
-                if self._shown.get((request.slot, request.permission.value)) == request.request_id:
-                    peer.send(request)
+            out += [
+                request
+                for request in self.pending_requests()
+                if self._shown.get((request.slot, request.permission.value)) == request.request_id
+            ]
         # Only keys of who is here now: a departed viewer's key would skew the read-back words.
         present = set(self.viewers) | ({AGENT_SLOT} if self.agent is not None else set())
         if self.chat_page is not None:
             present.add(CUSTOMER_SLOT)
-        for (slot, _), key in sorted(self.public_keys.items()):
-            if slot != peer.slot and slot in present:
-                peer.send(key)
+        out += [
+            key
+            for (slot, _), key in sorted(self.public_keys.items())
+            if slot != peer.slot and slot in present
+        ]
+        return [Send(peer, message) for message in out]
 
     # --- the customer page's chat key -----------------------------------------------------
 
@@ -505,14 +515,16 @@ class Room:
         current = [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]
         if self.chat_page is page and [self.public_keys[i] for i in current] == [key]:
             return
+        out: list[Send] = []
         if self.chat_page is not None:
-            self._tell_staff_and_agent(_customer_leave("replaced by another page"))
+            out += self._to_staff_and_agent(_customer_leave("replaced by another page"))
         for index in current:
             del self.public_keys[index]
         self.public_keys[CUSTOMER_SLOT, key.algorithm.value] = key
         self.chat_page = page
-        self._tell_staff_and_agent(_CUSTOMER_JOIN)
-        self._tell_staff_and_agent(key)
+        out += self._to_staff_and_agent(_CUSTOMER_JOIN)
+        out += self._to_staff_and_agent(key)
+        _carry(out)
 
     def customer_gone(self, page: Peer) -> None:
         """A customer page disconnected; if it held the chat, its key leaves the session."""
@@ -521,13 +533,11 @@ class Room:
         self.chat_page = None
         for index in [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]:
             del self.public_keys[index]
-        self._tell_staff_and_agent(_customer_leave("page closed"))
+        _carry(self._to_staff_and_agent(_customer_leave("page closed")))
 
-    def _tell_staff_and_agent(self, message: msg.Message) -> None:
+    def _to_staff_and_agent(self, message: msg.Message) -> list[Send]:
         # Customer pages are left out: the page's own key is never echoed to a page.
-        for peer in self.everyone():
-            if peer.kind != "customer":
-                peer.send(message)
+        return [Send(peer, message) for peer in self.everyone() if peer.kind != "customer"]
 
     def join_message(self, peer: Peer) -> msg.Join:
         return msg.Join(
@@ -539,9 +549,7 @@ class Room:
         )
 
     def tell_all(self, message: msg.Message, *, but: Peer | None = None) -> None:
-        for peer in self.everyone():
-            if peer is not but:
-                peer.send(message)
+        _carry(Send(peer, message) for peer in self.everyone() if peer is not but)
 
     @property
     def phase(self) -> Phase:

@@ -26,6 +26,7 @@ from broker.relay.room import Record, Room, Send, Write
 from broker.sessions import machine as m
 from broker.types import Level, ParticipantId, Permission
 from rsb_protocol import messages as msg
+from rsb_protocol.e2e import KeyPair
 from rsb_protocol.framing import AGENT_SLOT
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -177,6 +178,14 @@ class RoomWalk(RuleBasedStateMachine):
     def customer_pauses(self, pause: bool) -> None:
         self.step(m.Paused(at=self.tick(1)) if pause else m.Resumed(at=self.tick(1)))
 
+    @rule(who=st.sampled_from([*NAMES, "agent"]))
+    def key_announced(self, who: str) -> None:
+        sink = self.agents[-1] if who == "agent" and self.agents else self.viewers.get(who)
+        if sink is None or (who == "agent" and self.room.agent is not _peer(sink)):
+            return
+        key = KeyPair.generate().public.announce(sink.slot)
+        self.room.announce_key(_peer(sink), key)
+
     @rule(seconds=st.integers(1, 40))
     def time_passes(self, seconds: int) -> None:
         self.step(m.Tick(at=self.tick(seconds)))
@@ -211,6 +220,20 @@ class RoomWalk(RuleBasedStateMachine):
         for agent in self.agents:
             ids = [r.request_id for r in agent.sent if isinstance(r, msg.ConsentRequest)]
             assert len(ids) == len(set(ids)), ids
+
+    @invariant()
+    def a_newcomer_is_greeted_with_only_who_is_here(self) -> None:
+        room = self.room
+        newcomer = Sink("viewer", "zoe", 99, "Zoe", "L3", "engineering")
+        greeting = [e.message for e in room.greeting(_peer(newcomer))]
+        assert isinstance(greeting[0], msg.Welcome) and greeting[0].slot == 99
+        present = set(room.viewers) | ({AGENT_SLOT} if room.agent is not None else set())
+        keys = [m.slot for m in greeting if isinstance(m, msg.PublicKeyAnnounce)]
+        assert set(keys) <= present and 99 not in keys, (keys, present)
+        joins = {m.slot for m in greeting if isinstance(m, msg.Join)}
+        assert joins == present, (joins, present)
+        viewer_keys = [k for k in keys if k != AGENT_SLOT]
+        assert len(viewer_keys) == len(set(viewer_keys)), "a viewer holds one key"
 
     @invariant()
     def state_messages_only_on_change(self) -> None:
