@@ -28,7 +28,7 @@ from broker.clock import Clock
 from broker.errors import AccessRevoked, CloseCode, Conflict, InvalidTransition, TokenExpired
 from broker.relay.flow import FlowLimits
 from broker.relay.peer import Peer
-from broker.relay.room import Room
+from broker.relay.room import Close, Room, Write
 from broker.services import Services
 from broker.sessions import machine as m
 
@@ -203,7 +203,7 @@ class Hub:
             (room, peer) for peer, room in self._live.items() if revocation.matches(peer.credential)
         ]
         closed = self._close(matched, CloseCode.ACCESS_REVOKED, revocation.reason)
-        await self._audit_closed(closed, actor, CloseCode.ACCESS_REVOKED, revocation.reason)
+        await self._audit_closed(closed, actor)
         if revocation.user is not None:
             await self._remove_absent({revocation.user}, actor)
         return len(closed)
@@ -238,40 +238,36 @@ class Hub:
                 if stale(peer.credential, kids, enabled) == reason
             ]
             cut = self._close(matched, CloseCode.ACCESS_REVOKED, reason)
-            await self._audit_closed(cut, Actor.system(), CloseCode.ACCESS_REVOKED, reason)
+            await self._audit_closed(cut, Actor.system())
             closed += len(cut)
         await self._remove_absent(absent - enabled, Actor.system())
         return closed
 
     def _close(
         self, peers: Iterable[tuple[Room, Peer]], code: CloseCode, reason: str
-    ) -> list[tuple[Room, Peer]]:
-        """Mark peers closed and reroute their rooms, with no await: what is returned is cut."""
+    ) -> list[tuple[Room, list[Write]]]:
+        """Cut peers (``Room.cut``) and close them, with no await: each cut peer's room comes
+        back with the audit rows still to write."""
         closed = []
         for room, peer in list(peers):
             self.forget(peer)
             if peer.closed:
                 continue  # already on its way out for another reason
-            peer.close_soon(code, _CLOSE_MESSAGES[reason])
-            room.reroute()
-            closed.append((room, peer))
+            effects = room.cut(peer, code, _CLOSE_MESSAGES[reason], reason)
+            for effect in effects:
+                if isinstance(effect, Close):
+                    effect.peer.close_soon(effect.code, effect.message)
+            closed.append((room, [e for e in effects if isinstance(e, Write)]))
         return closed
 
-    async def _audit_closed(
-        self, closed: list[tuple[Room, Peer]], actor: Actor, code: CloseCode, reason: str
-    ) -> None:
-        for room, peer in closed:
-            details = {
-                "kind": peer.kind,
-                "slot": peer.slot,
-                "participant": peer.participant,
-                "code": int(code),
-                "reason": reason,
-            }
-            try:
-                await room.audit(actor, AuditAction.RELAY_CLOSED, details)
-            except Exception:  # the socket is closed either way; the others get their rows
-                log.exception("could not audit relay.closed in session %s", room.session_id)
+    async def _audit_closed(self, closed: list[tuple[Room, list[Write]]], actor: Actor) -> None:
+        for room, rows in closed:
+            for row in rows:
+                action = row.action  # a Write of the room's: an AuditAction member
+                try:
+                    await room.audit(actor, action, row.details)
+                except Exception:  # the socket is closed either way; the others get their rows
+                    log.exception("could not audit relay.closed in session %s", room.session_id)
 
     async def _remove_absent(self, names: Collection[str], actor: Actor) -> None:
         """Take users who are away (within a resume window) out of their sessions."""
@@ -285,14 +281,14 @@ class Hub:
                             room, m.EngineerLeft(at=self._clock(), pid=participant.pid), actor
                         )
 
-    def _expire(self, now: datetime) -> list[tuple[Room, Peer]]:
+    def _expire(self, now: datetime) -> list[tuple[Room, list[Write]]]:
         due = [(self._live[peer], peer) for peer in self._expiry.pop_due(now) if peer in self._live]
         return self._close(due, CloseCode.TOKEN_EXPIRED, "token_expired")
 
     async def tick(self) -> None:
         now = self._clock()
         expired = self._expire(now)
-        await self._audit_closed(expired, Actor.system(), CloseCode.TOKEN_EXPIRED, "token_expired")
+        await self._audit_closed(expired, Actor.system())
         for room in list(self._rooms.values()):
             # Applying Tick to every live room every second blocks the event loop for
             # O(rooms), delaying every session's frames; only a running window can expire.

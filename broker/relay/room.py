@@ -71,7 +71,16 @@ class Record:
     change: m.NewHolder
 
 
-RoomEffect = Send | Write | Record
+@dataclass(frozen=True)
+class Close:
+    """Effect: close ``peer``'s connection with ``code`` once what is queued for it is out."""
+
+    peer: Peer
+    code: int
+    message: str
+
+
+RoomEffect = Send | Write | Record | Close
 
 
 def _carry(sends: Iterable[Send]) -> None:
@@ -129,6 +138,8 @@ class Room:
         # The requests the customer pages were shown, (slot, permission) -> request id; each
         # is closed on the pages with the agent's answer (``_show_requests``).
         self._shown: dict[tuple[int, str], str] = {}
+        # Peers whose access the broker ended (``cut``): no route, whatever the state says.
+        self._cut: set[Peer] = set()
         # The request ids already sent on the agent's current connection (``send_request``).
         self._asked_on: Peer | None = None
         self._asked_ids: set[str] = set()
@@ -146,6 +157,7 @@ class Room:
 
     def detach_agent(self, peer: Peer) -> bool:
         """The agent's connection ``peer`` went; False if a newer one had replaced it."""
+        self._cut.discard(peer)
         if self.agent is not peer:
             return False
         self.agent = None
@@ -161,6 +173,7 @@ class Room:
 
     def detach_viewer(self, peer: Peer, reason: str) -> bool:
         """The viewer's connection went; False if a newer one had taken its slot."""
+        self._cut.discard(peer)
         if self.viewers.get(peer.slot) is not peer:
             return False
         del self.viewers[peer.slot]
@@ -171,6 +184,7 @@ class Room:
         self.customers.add(peer)
 
     def detach_page(self, peer: Peer) -> None:
+        self._cut.discard(peer)
         self.customers.discard(peer)
         self.customer_gone(peer)
 
@@ -185,6 +199,24 @@ class Room:
                 del self.public_keys[index]
         self.public_keys[peer.slot, key.algorithm.value] = key
         self.tell_all(key, but=peer)
+
+    def cut(self, peer: Peer, code: int, message: str, reason: str) -> list[RoomEffect]:
+        """The broker ends a peer's access (user disabled, key revoked, token expired).
+
+        Its routes go at once, before anything else it sends is relayed; what comes back is
+        its close and the ``relay.closed`` row, for the hub to carry out. Its departure (the
+        state machine's event) follows when its endpoint sees the socket close.
+        """
+        self._cut.add(peer)
+        self._reroute()
+        details = {
+            "kind": peer.kind,
+            "slot": peer.slot,
+            "participant": peer.participant,
+            "code": int(code),
+            "reason": reason,
+        }
+        return [Close(peer, code, message), Write(AuditAction.RELAY_CLOSED, details)]
 
     # --- the frame path's bookkeeping ------------------------------------------------------
 
@@ -423,6 +455,7 @@ class Room:
             peer
             for slot, peer in self.viewers.items()
             if not peer.closed
+            and peer not in self._cut
             and (pid := self.participant_at(slot)) is not None
             and m.may_receive_frames(state, pid)
         )
@@ -431,6 +464,7 @@ class Room:
                 peer
                 for slot, peer in self.viewers.items()
                 if not peer.closed
+                and peer not in self._cut
                 and (pid := self.participant_at(slot)) is not None
                 and m.may_send_input(state, pid)
             ),

@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from broker.audit.log import Actor
 from broker.errors import InvalidTransition
 from broker.relay.peer import Peer
-from broker.relay.room import Record, Room, Send, Write
+from broker.relay.room import Close, Record, Room, Send, Write
 from broker.sessions import machine as m
 from broker.types import Level, ParticipantId, Permission
 from rsb_protocol import messages as msg
@@ -81,6 +81,7 @@ class RoomWalk(RuleBasedStateMachine):
         self.agents: list[Sink] = []
         self.viewers: dict[str, Sink] = {}
         self.states_seen: dict[int, msg.State] = {}
+        self.cut: set[int] = set()  # slots of the peers the broker cut
 
     # --- driving ---------------------------------------------------------------------------
 
@@ -135,6 +136,9 @@ class RoomWalk(RuleBasedStateMachine):
     @rule(who=st.sampled_from(NAMES))
     def engineer_joins(self, who: str) -> None:
         viewer = self.sink_for(who)
+        replaced = self.viewers.get(who)
+        if replaced is not None:
+            self.cut.discard(replaced.slot)
         self.viewers[who] = viewer
         self.room.attach_viewer(_peer(viewer))
         pid = ParticipantId(who)
@@ -151,6 +155,7 @@ class RoomWalk(RuleBasedStateMachine):
         viewer = self.viewers.pop(who, None)
         if viewer is None:
             return
+        self.cut.discard(viewer.slot)
         if self.room.detach_viewer(_peer(viewer), "left" if left else "disconnected"):
             pid = ParticipantId(who)
             event = m.EngineerLeft(pid, at=self.tick(1)) if left else None
@@ -186,6 +191,18 @@ class RoomWalk(RuleBasedStateMachine):
         key = KeyPair.generate().public.announce(sink.slot)
         self.room.announce_key(_peer(sink), key)
 
+    @rule(who=st.sampled_from(NAMES))
+    def access_ends(self, who: str) -> None:
+        """The broker cuts a connected engineer (disabled, key revoked, token expired)."""
+        viewer = self.viewers.get(who)
+        if viewer is None or viewer.slot in self.cut:
+            return
+        effects = self.room.cut(_peer(viewer), 4006, "access revoked", "user_disabled")
+        assert [type(e) for e in effects] == [Close, Write]
+        row = effects[1]
+        assert isinstance(row, Write) and row.details["participant"] == who
+        self.cut.add(viewer.slot)
+
     @rule(seconds=st.integers(1, 40))
     def time_passes(self, seconds: int) -> None:
         self.step(m.Tick(at=self.tick(seconds)))
@@ -196,13 +213,16 @@ class RoomWalk(RuleBasedStateMachine):
     def frames_only_to_admitted_viewers(self) -> None:
         room, state = self.room, self.room.state
         for target in room.frame_targets:
+            assert target.slot not in self.cut, "a cut peer has no route"
             pid = room.participant_at(target.slot)
             assert pid is not None and m.may_receive_frames(state, pid)
             assert room.viewers.get(target.slot) is target, "a target is a connected viewer"
         admitted = {
             slot
-            for slot in room.viewers
-            if (pid := room.participant_at(slot)) and m.may_receive_frames(state, pid)
+            for slot, viewer in room.viewers.items()
+            if (pid := room.participant_at(slot))
+            and m.may_receive_frames(state, pid)
+            and viewer.slot not in self.cut
         }
         assert {t.slot for t in room.frame_targets} == admitted
 
@@ -211,6 +231,7 @@ class RoomWalk(RuleBasedStateMachine):
         room, state = self.room, self.room.state
         if room.controller is None:
             return
+        assert room.controller.slot not in self.cut, "a cut peer's input has no route"
         pid = room.participant_at(room.controller.slot)
         assert pid is not None and m.may_send_input(state, pid)
         assert room.controller in room.frame_targets, "the controller sees what it drives"
