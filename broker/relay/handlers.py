@@ -150,7 +150,7 @@ _KEEPALIVE = frozenset({WSMsgType.PING, WSMsgType.PONG})
 async def _keepalive(peer: Peer, message: WSMessage, limiter: Limiter) -> None:
     """A ping is answered; a pong answers the hub's heartbeat. Both are charged like a text
     message: a flood of either is a flood."""
-    limiter.check(False)
+    limiter.check_text()
     if message.type is WSMsgType.PONG:
         peer.pong_received()
     else:
@@ -184,7 +184,7 @@ async def _pump(peer: Peer, on_binary: BinaryHandler, on_text: TextHandler) -> W
             if pending is not None:
                 await pending
         elif kind is WSMsgType.TEXT:
-            limiter.check(False)
+            limiter.check_text()
             if peer.closing:
                 continue
             await on_text(msg.parse_message(message.data, TEXT_LIMIT))

@@ -42,10 +42,9 @@ class Limiter:
         self._batch = max(1, min(BINARY_CHARGE_BATCH, int(burst)))
         self._uncharged = 0
 
-    def check(self, binary: bool) -> None:
-        if binary:
-            self.check_binary()
-        elif not self.text.allow(time.monotonic()):
+    def check_text(self) -> None:
+        """A JSON message, ping or pong: one token each."""
+        if not self.text.allow(time.monotonic()):
             raise RateLimited("too many messages on this connection", retry_after=1.0)
 
     def check_binary(self) -> None:

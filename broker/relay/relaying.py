@@ -38,8 +38,8 @@ def route_from_agent(room: Room, data: bytes) -> None:
     """Relay one binary frame from the agent, as ``routing.ROUTES`` says.
 
     Screen frames to the admitted viewers are nearly all the traffic, so their routes are
-    looked up in ``_AGENT_BROADCAST`` (the same table rows) and delivered here without a
-    further call: the table stays the only rule, this is how it is read fast.
+    looked up in ``_AGENT_BROADCAST`` (the same table rows) rather than classified: the table
+    stays the only rule, this is how it is read fast.
     """
     frame_type, slot = peek_route(data)
     found = _AGENT_BROADCAST[frame_type] if slot == BROADCAST_SLOT else None
@@ -50,25 +50,26 @@ def route_from_agent(room: Room, data: bytes) -> None:
             raise BadRequest(f"the agent may not send {frame_type.name} frames to {slot:#06x}")
         return
     if found.target is Target.VIEWERS:
-        targets = room.frame_targets
-        if targets and frame_type in _UPDATES:
-            room.sent_position = peek_position(data)  # what the viewers' ACKs may cover
-        for watcher in targets:
-            if watcher.offer(data, frame_type):
-                ask_keyframe(room, watcher.slot)
-        return
-    deliver(room, found, frame_type, slot, data)
+        _to_viewers(room, frame_type, data)
+    else:
+        deliver(room, found, frame_type, slot, data)
+
+
+def _to_viewers(room: Room, frame_type: FrameType, data: bytes) -> None:
+    """Offer a frame to every admitted viewer; one that dropped deltas gets a keyframe asked."""
+    targets = room.frame_targets
+    if targets and frame_type in _UPDATES:
+        room.note_sent(peek_position(data))  # what the viewers' ACKs may cover
+    for watcher in targets:
+        if watcher.offer(data, frame_type):
+            ask_keyframe(room, watcher.slot)
 
 
 def deliver(room: Room, found: Route, frame_type: FrameType, slot: int, data: bytes) -> None:
     """Hand a routed frame to its target's sink(s); a target not here takes nothing."""
     target = found.target
     if target is Target.VIEWERS:
-        if frame_type in _UPDATES and room.frame_targets:
-            room.note_sent(peek_position(data))
-        for watcher in room.frame_targets:
-            if watcher.offer(data, frame_type):
-                ask_keyframe(room, watcher.slot)
+        _to_viewers(room, frame_type, data)
     elif target is Target.AGENT:
         if room.agent is not None:
             room.agent.offer(data, frame_type)

@@ -40,7 +40,7 @@ from broker.relay.hub import Hub
 from broker.services import Services
 from broker.settings import Settings
 from broker.types import Role
-from tests.conftest import Broker, FakeClock
+from tests.conftest import PASSWORD, Broker, FakeClock
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -249,3 +249,21 @@ async def eventually(predicate: Callable[[], Any], what: str) -> Any:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
         await asyncio.sleep(0.02)
+
+
+async def console_signed_in(
+    chromium: Browser, site: Site, user: str, shown: str, problems: list[str]
+) -> Page:
+    """A console tab signed in as ``user``, once the page names ``shown``; page errors go to
+    ``problems``."""
+    context = await chromium.new_context(viewport={"width": 1440, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    await page.goto(site.url("/console"))
+    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    await page.fill("#username", user)
+    await page.fill("#password", PASSWORD)
+    await page.click("#login-submit")
+    await expect(page.locator("#whoami-text")).to_have_text(shown)
+    return page

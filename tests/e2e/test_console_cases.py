@@ -15,8 +15,15 @@ from playwright.async_api import Browser, Page, expect
 
 from broker.settings import Settings
 from broker.types import Role
-from tests.conftest import PASSWORD, TEST_SETTINGS
-from tests.e2e.conftest_pages import CASE, WAIT_MS, Site, chromium, screenshot, site
+from tests.conftest import TEST_SETTINGS
+from tests.e2e.conftest_pages import (
+    CASE,
+    Site,
+    chromium,
+    console_signed_in,
+    screenshot,
+    site,
+)
 
 __all__ = ["chromium", "site"]  # fixtures, imported by name
 
@@ -42,17 +49,7 @@ def settings(db_path: Path) -> Settings:
 
 
 async def _console(chromium: Browser, site: Site, problems: list[str]) -> Page:
-    context = await chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = await context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    await page.goto(site.url("/console"))
-    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    await page.fill("#username", "rita")
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
-    await expect(page.locator("#whoami-text")).to_have_text("Rita Reyes (L2)")
-    return page
+    return await console_signed_in(chromium, site, "rita", "Rita Reyes (L2)", problems)
 
 
 async def test_console_shows_the_brokers_sla_plans_and_answers(

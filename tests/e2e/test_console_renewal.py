@@ -10,13 +10,12 @@ renews at its shortest interval, 5 s, and this test waits for that, with no timi
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser
 
 from broker.audit.log import row_to_json
 from broker.store.records import AuditQuery
 from rsb_protocol import messages as msg
-from tests.conftest import PASSWORD
-from tests.e2e.conftest_pages import WAIT_MS, Site, chromium, open_session, site
+from tests.e2e.conftest_pages import Site, chromium, console_signed_in, open_session, site
 from tests.relay_peers import ScriptedAgent
 from tests.relay_sessions import until
 
@@ -36,15 +35,7 @@ async def test_the_console_renews_its_token_and_its_live_socket_takes_it(
     joined = await broker.call("POST", "/api/v1/join", status=200, json={"code": opened.code})
     agent = await ScriptedAgent.join(broker.client, joined["agent_token"], opened.session_id)
     problems: list[str] = []
-    context = await chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = await context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    await page.goto(site.url("/console"))
-    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    await page.fill("#username", "rita")
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
+    page = await console_signed_in(chromium, site, "rita", "Rita Reyes (L2)", problems)
     row = page.locator(f"#sessions-body tr[data-session='{opened.session_id}']")
     await row.get_by_role("button", name="Join").click()
     await agent.peer.wait(lambda: agent.peer.of(msg.ConsentRequest))
@@ -67,5 +58,5 @@ async def test_the_console_renews_its_token_and_its_live_socket_takes_it(
     assert not viewer.closing, "the socket carries on under the renewed token"
     assert room.viewers.get(viewer.slot) is viewer
     assert not problems, problems
-    await context.close()
+    await page.context.close()
     await agent.peer.close()

@@ -8,20 +8,19 @@ real relay, so what the pages show is what the broker decided and sent.
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from broker.audit.log import row_to_json
 from broker.store.records import AuditQuery
 from broker.types import Role
 from rsb_protocol import messages as msg
-from tests.conftest import PASSWORD
 from tests.e2e.conftest_pages import (
     CASE,
-    WAIT_MS,
     Opened,
     Site,
     TabFactory,
     chromium,
+    console_signed_in,
     open_session,
     site,
     tabs,
@@ -40,20 +39,7 @@ async def _actions(site: Site, session_id: str) -> list[tuple[str, str, dict[str
     return [(e["action"], e["actor"], e["details"]) for e in map(row_to_json, rows)]
 
 
-async def _console(
-    chromium: Browser, site: Site, user: str, shown: str, problems: list[str]
-) -> Page:
-    context = await chromium.new_context(viewport={"width": 1440, "height": 1000})
-    page = await context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    await page.goto(site.url("/console"))
-    await expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    await page.fill("#username", user)
-    await page.fill("#password", PASSWORD)
-    await page.click("#login-submit")
-    await expect(page.locator("#whoami-text")).to_have_text(shown)
-    return page
+_console = console_signed_in
 
 
 async def _another(site: Site, first: Opened) -> Opened:

@@ -18,9 +18,11 @@ import pytest
 from broker.errors import CloseCode
 from broker.relay.handlers import HUB_KEY
 from broker.relay.hub import Hub
+from broker.relay.limits import CHAT_RATE, CONTROL_REQUEST_RATE, MAX_KEY_ANNOUNCEMENTS
 from broker.relay.peer import WRITE_BUFFER_LOW
 from broker.types import Role
 from rsb_protocol import messages as msg
+from rsb_protocol.e2e import KeyPair
 from rsb_protocol.framing import NO_FLAGS, FrameType, pack_header, peek_position, peek_route
 from tests.conftest import Broker
 from tests.relay_peers import ScriptedAgent, ScriptedViewer, connect
@@ -269,4 +271,54 @@ async def test_a_viewer_sending_what_only_the_agent_sends_is_closed_and_relays_n
     assert forged not in evan.peer.binaries[before[0] :]
     assert forged not in agent.peer.binaries[before[1] :]
     await evan.peer.close()
+    await agent.peer.close()
+
+
+async def test_a_viewer_changing_its_key_over_and_over_is_closed(broker: Broker) -> None:
+    """Each new key is relayed to everyone: a fifth change on one connection closes it."""
+    live, agent, rita = await admitted_session(broker)
+    before = len([k for k in agent.peer.of(msg.PublicKeyAnnounce) if k.slot == rita.slot])
+    for _ in range(MAX_KEY_ANNOUNCEMENTS):  # the join announced one already
+        await rita.peer.send(KeyPair.generate().public.announce(rita.slot))
+    assert await rita.peer.closed() == CloseCode.BAD_MESSAGE
+    relayed = [k for k in agent.peer.of(msg.PublicKeyAnnounce) if k.slot == rita.slot]
+    assert len(relayed) - before == MAX_KEY_ANNOUNCEMENTS - 1
+    await _agent_is_intact(broker, live, agent)
+    await agent.peer.close()
+
+
+async def test_control_requests_are_rate_limited_so_prompts_cannot_flood_the_customer(
+    broker: Broker,
+) -> None:
+    live, agent, rita = await admitted_session(broker)
+    burst = int(CONTROL_REQUEST_RATE[1])
+    for number in range(burst + 2):
+        await rita.peer.send(msg.ControlRequest(f"req-{number}", rita.slot, "again"))
+    refused = await rita.peer.wait(
+        lambda: [e for e in rita.peer.of(msg.ErrorMessage) if e.code == "rate_limited"]
+    )
+    assert refused, "requests beyond the burst are refused"
+    asked = [r for r in agent.peer.of(msg.ConsentRequest) if r.permission == "control"]
+    assert len(asked) <= burst, "the customer is asked at most the burst"
+    assert not rita.peer.ws.closed, "an answer, not a close"
+    await rita.peer.close()
+    await agent.peer.close()
+
+
+async def test_a_viewers_chat_flood_closes_only_that_viewer(broker: Broker) -> None:
+    live, agent, rita = await admitted_session(broker)
+    epoch = agent.sender.epoch if agent.sender else 1
+    sent = 0
+    while not rita.peer.ws.closed and sent < 200:
+        line = pack_header(FrameType.CHAT, rita.slot, epoch, sent + 1, NO_FLAGS) + b"\x01" * 40
+        try:
+            await rita.peer.ws.send_bytes(line)
+        except ConnectionError:
+            break
+        sent += 1
+    assert await rita.peer.closed() == CloseCode.RATE_LIMITED
+    events = await audit_events(broker, live.session_id)
+    chats = [e for e in events if e["action"] == "session.chat"]
+    assert int(CHAT_RATE[1]) <= len(chats) < sent, "the burst is audited, the refused line not"
+    await _agent_is_intact(broker, live, agent)
     await agent.peer.close()
