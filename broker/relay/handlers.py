@@ -54,7 +54,7 @@ from broker.relay.relaying import (
     route_from_viewer,
     viewer_sender,
 )
-from broker.relay.room import AGENT_JOIN, Room
+from broker.relay.room import Room
 from broker.relay.routing import Sender, SlotIs, Verdict, route, slot_is
 from broker.services import Services
 from broker.sessions import machine as m
@@ -223,22 +223,11 @@ def _answer_error(peer: Peer, exc: BrokerError) -> None:
 async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
     room, peer, actor = await _session_party(request, ws, hub, "agent", AGENT_SLOT)
-    previous = room.attach_agent(peer)
-    if previous is not None:
-        previous.close_soon(CloseCode.REPLACED, "replaced by a newer agent connection")
-        # Anyone holding the token can do this: record who pushed the connection out (after
-        # the swap, so the old pump's cleanup sees it is no longer the agent).
-        await room.audit(actor, AuditAction.RELAY_REPLACED, {"kind": "agent", "slot": AGENT_SLOT})
+    # Anyone holding the token can replace the connection: the row records who pushed it
+    # out (written after the swap, so the old pump's cleanup sees it is no longer the agent).
+    arrived = room.attach_agent(peer)
     peer.start()
-    room.greet(peer)
-    # Viewers and pages already here learn of the agent as newcomers would (room.greet).
-    room.tell_all(AGENT_JOIN, but=peer)
-    if room.state.agent_connected:
-        # A connection replacing one the broker still counts: the state machine asks nothing
-        # again, so send what is still open here. Otherwise ``AgentConnected`` asks it, and
-        # sending it here as well would ask the agent twice.
-        for request_message in room.pending_requests():
-            room.send_request(request_message)
+    await room.carry_out(arrived, actor)
     await _count_agent(hub, room, actor)
     if not room.ended:
         await services.sessions.set_live_state(room.session_id, "active")
@@ -252,7 +241,8 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
         hub.forget(peer)
 
         async def gone() -> None:
-            if room.detach_agent(peer):
+            if (left := room.detach_agent(peer)) is not None:
+                await room.carry_out(left, actor)
                 await _count_agent(hub, room, actor)
             await peer.stop()
 
@@ -289,7 +279,7 @@ async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor
     try:
         match item:
             case msg.PublicKeyAnnounce(slot=slot) if slot == AGENT_SLOT:
-                room.announce_key(peer, item)
+                await room.carry_out(room.announce_key(peer, item), actor)
             case msg.ConsentGrant(slot=slot, permission=permission):
                 pid = _pid(room, slot)
                 room.answer(slot, permission.value)
@@ -381,14 +371,10 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
     )
     hub.watch(room, peer, mark)
     actor = room.actor_for(peer, client_addr(request))
-    previous = room.attach_viewer(peer)
-    if previous is not None:
-        previous.close_soon(CloseCode.REPLACED, "replaced by a newer connection")
-        await room.audit(actor, AuditAction.RELAY_REPLACED, {"kind": "viewer", "slot": slot})
+    arrived = room.attach_viewer(peer)
     peer.request_keyframe = lambda: ask_keyframe(room, slot)
     peer.start()
-    room.greet(peer)
-    room.tell_all(room.join_message(peer), but=peer)
+    await room.carry_out(arrived, actor)
     pid = ParticipantId(principal.name)
     known = room.state.participant(pid)
     if known is None:
@@ -447,7 +433,8 @@ async def _viewer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub
         async def gone() -> None:
             if dropped:
                 await room.audit(actor, AuditAction.RELAY_INPUT_DROPPED, {"count": dropped})
-            if room.detach_viewer(peer, leave_reason):
+            if (left := room.detach_viewer(peer, leave_reason)) is not None:
+                await room.carry_out(left, actor)
                 if not room.ended:
                     event: m.Event = (
                         m.EngineerDisconnected(at=clock(), pid=pid)
@@ -505,7 +492,7 @@ async def _viewer_text(
                 allowance.key_announcements += 1
                 if allowance.key_announcements > MAX_KEY_ANNOUNCEMENTS:
                     raise BadRequest("a viewer announces its key once per connection")
-                room.announce_key(peer, item)
+                await room.carry_out(room.announce_key(peer, item), actor)
             case msg.ControlRequest():
                 services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)
                 if not allowance.control_requests.allow(time.monotonic()):
@@ -544,9 +531,9 @@ async def _viewer_text(
 
 async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     room, peer, actor = await _session_party(request, ws, hub, "customer", CUSTOMER_SLOT)
-    room.attach_page(peer)
+    greeting = room.attach_page(peer)
     peer.start()
-    room.greet(peer)
+    await room.carry_out(greeting, actor)
     try:
 
         def frame(data: bytes) -> Awaitable[None]:
@@ -558,7 +545,7 @@ async def _customer_pump(request: web.Request, ws: web.WebSocketResponse, hub: H
         await _pump(peer, frame, text)
     finally:
         hub.forget(peer)
-        room.detach_page(peer)
+        await room.carry_out(room.detach_page(peer), actor)
         await hub.run_to_end(peer.stop())
 
 
@@ -568,7 +555,7 @@ async def _customer_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, ac
     try:
         match item:
             case msg.PublicKeyAnnounce(slot=slot) if slot == CUSTOMER_SLOT:
-                room.customer_key(peer, item)
+                await room.carry_out(room.customer_key(peer, item), actor)
             case msg.ConsentRevoke(slot=slot, permission=permission):
                 await _revoke(hub, room, slot, permission.value, actor, by="customer")
                 if room.agent is not None:

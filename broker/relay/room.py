@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from broker.audit.actions import AuditAction
 from broker.audit.log import Actor
 from broker.clock import Clock
+from broker.errors import CloseCode
 from broker.relay.peer import Peer
 from broker.relay.routing import FrameSink
 from broker.sessions import machine as m
@@ -83,12 +84,6 @@ class Close:
 RoomEffect = Send | Write | Record | Close
 
 
-def _carry(sends: Iterable[Send]) -> None:
-    """The shell's one way to send what the room decided outside ``step``."""
-    for effect in sends:
-        effect.to.send(effect.message)
-
-
 def _customer_leave(reason: str) -> msg.Leave:
     return msg.Leave(CUSTOMER_SLOT, "customer", reason)
 
@@ -134,7 +129,9 @@ class Room:
         self._clock = clock
         self.audit = audit
         self._holder = holder
-        self._last_state: msg.State | None = None
+        # What every peer was last told: each newcomer is greeted with the current state, so
+        # a step that leaves it as it is tells nobody again (not even the first newcomer).
+        self._last_state = msg.State(phase=self.state.phase.value)
         # The requests the customer pages were shown, (slot, permission) -> request id; each
         # is closed on the pages with the agent's answer (``_show_requests``).
         self._shown: dict[tuple[int, str], str] = {}
@@ -145,50 +142,78 @@ class Room:
         self._asked_ids: set[str] = set()
 
     # --- connections: the only places the room's peers change ------------------------------
+    #
+    # Like ``step``, these change the room and return what the world must be told; the
+    # endpoint carries it out (``carry_out``), with the actor of the connection.
 
-    def attach_agent(self, peer: Peer) -> Peer | None:
-        """The agent's new connection takes over; returns the one it replaces (to be closed).
+    def attach_agent(self, peer: Peer) -> list[RoomEffect]:
+        """The agent's new connection takes over: the one it replaces is closed (and who
+        pushed it out recorded), it is greeted, and the others learn of it as newcomers would.
 
-        A new connection counts ACKs and relayed updates from a new epoch.
+        A new connection counts ACKs and relayed updates from a new epoch. One that replaces a
+        connection the state machine still counts is sent what is open: the machine asks
+        nothing again, while for a first connection ``AgentConnected`` asks it, and asking
+        here as well would ask the agent twice.
         """
         previous, self.agent = self.agent, peer
         self.max_acked = self.sent_position = (-1, 0)
-        return previous
+        out: list[RoomEffect] = []
+        if previous is not None:
+            out.append(Close(previous, CloseCode.REPLACED, "replaced by a newer agent connection"))
+            out.append(Write(AuditAction.RELAY_REPLACED, {"kind": "agent", "slot": AGENT_SLOT}))
+        out += self.greeting(peer)
+        out += self._to_all(AGENT_JOIN, but=peer)
+        if self.state.agent_connected:
+            for request in self.pending_requests():
+                self._request_to_agent(request, out)
+        return out
 
-    def detach_agent(self, peer: Peer) -> bool:
-        """The agent's connection ``peer`` went; False if a newer one had replaced it."""
+    def detach_agent(self, peer: Peer) -> list[RoomEffect] | None:
+        """The agent's connection ``peer`` went; None if a newer one had replaced it."""
         self._cut.discard(peer)
         if self.agent is not peer:
-            return False
+            return None
         self.agent = None
-        self.tell_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
-        return True
+        return self._to_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
 
-    def attach_viewer(self, peer: Peer) -> Peer | None:
-        """A viewer's connection takes its slot; returns the one it replaces (to be closed)."""
+    def attach_viewer(self, peer: Peer) -> list[RoomEffect]:
+        """A viewer's connection takes its slot (closing the one it replaces) and is greeted;
+        the others learn who joined."""
         previous = self.viewers.get(peer.slot)
         self.viewers[peer.slot] = peer
         self.remember(peer)
-        return previous
+        out: list[RoomEffect] = []
+        if previous is not None:
+            out.append(Close(previous, CloseCode.REPLACED, "replaced by a newer connection"))
+            out.append(Write(AuditAction.RELAY_REPLACED, {"kind": "viewer", "slot": peer.slot}))
+        out += self.greeting(peer)
+        out += self._to_all(self.join_message(peer), but=peer)
+        return out
 
-    def detach_viewer(self, peer: Peer, reason: str) -> bool:
-        """The viewer's connection went; False if a newer one had taken its slot."""
+    def detach_viewer(self, peer: Peer, reason: str) -> list[RoomEffect] | None:
+        """The viewer's connection went; None if a newer one had taken its slot."""
         self._cut.discard(peer)
         if self.viewers.get(peer.slot) is not peer:
-            return False
+            return None
         del self.viewers[peer.slot]
-        self.tell_all(msg.Leave(peer.slot, peer.participant, reason))
-        return True
+        return self._to_all(msg.Leave(peer.slot, peer.participant, reason))
 
-    def attach_page(self, peer: Peer) -> None:
+    def attach_page(self, peer: Peer) -> list[RoomEffect]:
         self.customers.add(peer)
+        return list(self.greeting(peer))
 
-    def detach_page(self, peer: Peer) -> None:
+    def detach_page(self, peer: Peer) -> list[RoomEffect]:
+        """A customer page went; if it held the chat, its key leaves the session."""
         self._cut.discard(peer)
         self.customers.discard(peer)
-        self.customer_gone(peer)
+        if self.chat_page is not peer:
+            return []
+        self.chat_page = None
+        for index in [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]:
+            del self.public_keys[index]
+        return list(self._to_staff_and_agent(_customer_leave("page closed")))
 
-    def announce_key(self, peer: Peer, key: msg.PublicKeyAnnounce) -> None:
+    def announce_key(self, peer: Peer, key: msg.PublicKeyAnnounce) -> list[RoomEffect]:
         """A participant's public key: kept for newcomers and relayed to everyone else.
 
         A viewer holds one key: a new one (of another algorithm, say) replaces it. The agent
@@ -198,7 +223,7 @@ class Room:
             for index in [k for k in self.public_keys if k[0] == peer.slot]:
                 del self.public_keys[index]
         self.public_keys[peer.slot, key.algorithm.value] = key
-        self.tell_all(key, but=peer)
+        return self._to_all(key, but=peer)
 
     def cut(self, peer: Peer, code: int, message: str, reason: str) -> list[RoomEffect]:
         """The broker ends a peer's access (user disabled, key revoked, token expired).
@@ -277,15 +302,21 @@ class Room:
         """
         async with self.lock:
             transition, effects = self.step(event)
-            for effect in effects:
-                match effect:
-                    case Send(to, message):
-                        to.send(message)
-                    case Write(action, details):
-                        await self.audit(actor, action, details)
-                    case Record(change):
-                        await self._holder(change)
+            await self.carry_out(effects, actor)
             return transition
+
+    async def carry_out(self, effects: Iterable[RoomEffect], actor: Actor) -> None:
+        """The shell: do what the core decided, in its order (``actor`` writes the rows)."""
+        for effect in effects:
+            match effect:
+                case Send(to, message):
+                    to.send(message)
+                case Close(peer, code, message):
+                    peer.close_soon(code, message)
+                case Write(action, details):
+                    await self.audit(actor, action, details)
+                case Record(change):
+                    await self._holder(change)
 
     def step(self, event: m.Event) -> tuple[m.Transition, list[RoomEffect]]:
         """The live session's core: apply the rules to one event, without I/O.
@@ -326,15 +357,10 @@ class Room:
                     text = f"{permission or 'consent'}: {what}"
                     out.append(Send(peer, msg.ErrorMessage(what, text)))
             case _:
-                # NewEpoch: the agent rotates keys itself on leave or revoke (it trusts its own
-                # view of who may see, not the broker's). Other notifications are in `state`.
+                # Other notifications reach the engineers in the state broadcast. Key epochs
+                # are the agent's: it rotates on leave or revoke from its own view of who may
+                # see, never on the broker's word (docs/protocol.md, "Epochs").
                 pass
-
-    def send_request(self, request: msg.ConsentRequest) -> None:
-        """Send the agent an open consent request now (to a connection that replaced one)."""
-        out: list[RoomEffect] = []
-        self._request_to_agent(request, out)
-        _carry(effect for effect in out if isinstance(effect, Send))
 
     def _request_to_agent(self, request: msg.ConsentRequest, out: list[RoomEffect]) -> None:
         """Send the agent a consent request, at most once per id on each of its connections.
@@ -499,9 +525,6 @@ class Room:
             peers.append(self.agent)
         return peers
 
-    def greet(self, peer: Peer) -> None:
-        _carry(self.greeting(peer))
-
     def greeting(self, peer: Peer) -> list[Send]:
         """What a newly connected peer needs: its slot, the state, who is here, their keys."""
         out: list[msg.Message] = [
@@ -538,7 +561,7 @@ class Room:
 
     # --- the customer page's chat key -----------------------------------------------------
 
-    def customer_key(self, page: Peer, key: msg.PublicKeyAnnounce) -> None:
+    def customer_key(self, page: Peer, key: msg.PublicKeyAnnounce) -> list[RoomEffect]:
         """A customer page announced its key: it now holds the customer's chat.
 
         The agent and the engineers see the customer slot as a participant (``join``, then
@@ -548,8 +571,8 @@ class Room:
         """
         current = [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]
         if self.chat_page is page and [self.public_keys[i] for i in current] == [key]:
-            return
-        out: list[Send] = []
+            return []
+        out: list[RoomEffect] = []
         if self.chat_page is not None:
             out += self._to_staff_and_agent(_customer_leave("replaced by another page"))
         for index in current:
@@ -558,16 +581,7 @@ class Room:
         self.chat_page = page
         out += self._to_staff_and_agent(_CUSTOMER_JOIN)
         out += self._to_staff_and_agent(key)
-        _carry(out)
-
-    def customer_gone(self, page: Peer) -> None:
-        """A customer page disconnected; if it held the chat, its key leaves the session."""
-        if self.chat_page is not page:
-            return
-        self.chat_page = None
-        for index in [index for index in self.public_keys if index[0] == CUSTOMER_SLOT]:
-            del self.public_keys[index]
-        _carry(self._to_staff_and_agent(_customer_leave("page closed")))
+        return out
 
     def _to_staff_and_agent(self, message: msg.Message) -> list[Send]:
         # Customer pages are left out: the page's own key is never echoed to a page.
@@ -582,8 +596,8 @@ class Room:
             level=msg.Level(peer.level) if peer.level else None,
         )
 
-    def tell_all(self, message: msg.Message, *, but: Peer | None = None) -> None:
-        _carry(Send(peer, message) for peer in self.everyone() if peer is not but)
+    def _to_all(self, message: msg.Message, *, but: Peer | None = None) -> list[RoomEffect]:
+        return [Send(peer, message) for peer in self.everyone() if peer is not but]
 
     @property
     def phase(self) -> Phase:

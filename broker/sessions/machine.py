@@ -3,7 +3,7 @@
 Pure: no I/O, no clock, no logging. ``apply(state, event, resume_window=...)`` is the only way a
 session changes (h11's Rule 1: every rule that changes a session lives in this file). It returns
 the next frozen ``SessionState`` and the effects the service shell must carry out: audit
-records, consent prompts for the customer, key-epoch rotations and notices to engineers. The
+records, consent prompts for the customer and notices to engineers. The
 state's inert data types live in ``participants.py`` and are re-exported here.
 
 Theory of operation
@@ -26,10 +26,7 @@ cannot disagree. Invariants, checked by ``tests/unit/test_machine_stateful.py``:
 4. A paused session keeps its grants but nobody may receive frames or send input.
 5. ENDED is terminal: grants are cleared, and only ``ConsentRevoked`` and ``Tick`` are
    accepted afterwards, as no-ops. Revocation never raises, whatever the state.
-6. ``epoch`` never decreases and rises by exactly one in each transition where a viewer loses
-   VIEW or the controller loses control (one ``NewEpoch`` however many lost it), so a departed
-   viewer cannot read frames sealed after it left (``docs/protocol.md``, "Epochs").
-7. The holder (the engineer who has the session in hand, named to the customer) is always a
+6. The holder (the engineer who has the session in hand, named to the customer) is always a
    participant or nobody. Joining makes you the holder when nobody present holds it, an
    accepted invitation or granted control makes you the holder at once, and when the holder
    leaves (or is dropped) the next connected engineer holds it, else nobody (``NewHolder``).
@@ -204,14 +201,6 @@ class AskCustomer:
 
 
 @dataclass(frozen=True)
-class NewEpoch:
-    """Rotate the group key: someone lost VIEW or CONTROL."""
-
-    epoch: int
-    reason: str
-
-
-@dataclass(frozen=True)
 class Notify:
     """Tell one engineer what happened to their consent (``what`` is a short code)."""
 
@@ -234,7 +223,7 @@ class NewHolder:
     level: Level | None
 
 
-Effect = Audit | AskCustomer | NewEpoch | Notify | StateChanged | NewHolder
+Effect = Audit | AskCustomer | Notify | StateChanged | NewHolder
 
 
 @dataclass(frozen=True)
@@ -283,7 +272,7 @@ def _remove(state: SessionState, pid: ParticipantId, reason: str) -> _Step:
     state, fx = _take(state, pid, VIEW, reason)
     people = tuple(p for p in state.participants if p.pid != pid)
     holder = state.holder
-    if holder == pid:  # invariant 7: handed to the next engineer still here, or nobody
+    if holder == pid:  # invariant 6: handed to the next engineer still here, or nobody
         holder = next((p.pid for p in people if p.connected), None)
     return replace(state, participants=people, holder=holder), fx
 
@@ -518,10 +507,6 @@ def apply(state: SessionState, event: Event, *, resume_window: timedelta) -> Tra
         raise InvalidTransition(f"the session has ended ({swept.end_reason}); {event.kind} refused")
     new, more = rule(swept, event)
     effects = [*fx, *more]
-    lost_control = state.controller is not None and state.controller != new.controller
-    if state.viewers - new.viewers or lost_control:
-        new = replace(new, epoch=new.epoch + 1)
-        effects.append(NewEpoch(new.epoch, event.kind))
     if new.phase is not state.phase:
         effects.append(StateChanged(new.phase))
     if new.holder != state.holder:

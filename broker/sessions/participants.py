@@ -56,9 +56,8 @@ class SessionState:
     ended: bool = False
     end_reason: str | None = None
     participants: tuple[Participant, ...] = ()
-    epoch: int = 0
     holder: ParticipantId | None = None
-    """The engineer who has the session in hand, named to the customer (machine rule 7)."""
+    """The engineer who has the session in hand, named to the customer (machine rule 6)."""
 
     @classmethod
     def new(cls, session_id: SessionId, case_number: CaseNumber) -> SessionState:

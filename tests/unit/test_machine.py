@@ -26,7 +26,6 @@ from broker.sessions.machine import (
     EngineerLeft,
     EngineerReconnected,
     Event,
-    NewEpoch,
     Notify,
     Paused,
     Phase,
@@ -117,7 +116,7 @@ def controlling(pid: ParticipantId = A, *others: ParticipantId) -> SessionState:
 def test_new_session_waits_for_the_agent() -> None:
     state = fresh()
     assert state.phase is Phase.WAITING
-    assert (state.epoch, state.participants, state.controller) == (0, (), None)
+    assert (state.participants, state.controller) == ((), None)
     assert not frames_allowed(state)
 
 
@@ -186,7 +185,7 @@ def test_agent_disconnect_keeps_grants_but_stops_frames() -> None:
     tr = run(observing(A), AgentDisconnected(at=t(1)))
     assert tr.state.phase is Phase.WAITING
     assert tr.state.viewers == {A}
-    assert not frames_allowed(tr.state) and not of(tr, NewEpoch)
+    assert not frames_allowed(tr.state)
     assert actions(tr) == ["session.agent_disconnected"]
 
 
@@ -208,7 +207,6 @@ def test_agent_lost_beyond_window_ends_the_session_on_tick() -> None:
     assert tr.state.viewers == frozenset() and tr.state.controller is None
     assert audit(tr, "session.ended") == {"by": "broker", "reason": "agent_lost"}
     assert audit(tr, "session.control_revoked") == {"pid": A, "reason": "ended"}
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "tick")]
 
 
 def test_agent_returning_after_window_is_refused_until_tick_records_the_end() -> None:
@@ -236,11 +234,10 @@ def test_joining_twice_is_refused_even_while_disconnected() -> None:
     assert_rejected(state, join(A, 2), "already in this session")
 
 
-def test_viewer_leaving_starts_a_new_epoch() -> None:
+def test_viewer_leaving_leaves_the_others_viewing() -> None:
     state = observing(A, B)
     tr = run(state, EngineerLeft(A, at=t(1)))
     assert tr.state.participant(A) is None and tr.state.viewers == {B}
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "engineer_left")]
     assert actions(tr) == ["session.participant_left"]
 
 
@@ -252,11 +249,6 @@ def test_controller_leaving_revokes_control() -> None:
     assert StateChanged(Phase.PENDING_CONSENT) in tr.effects
 
 
-def test_requester_leaving_before_consent_needs_no_new_epoch() -> None:
-    tr = run(pending(), join(A), EngineerLeft(A, at=t(1)))
-    assert not of(tr, NewEpoch)
-
-
 def test_unknown_engineer_leaving_is_refused() -> None:
     assert_rejected(observing(A), EngineerLeft(B, at=t(1)), "'bob' is not in this session")
 
@@ -265,7 +257,7 @@ def test_disconnect_keeps_grants_within_window() -> None:
     tr = run(controlling(A), EngineerDisconnected(A, at=t(1)))
     assert tr.state.controller == A and tr.state.phase is Phase.CONTROLLING
     assert not may_receive_frames(tr.state, A) and not may_send_input(tr.state, A)
-    assert not of(tr, NewEpoch) and actions(tr) == ["session.participant_disconnected"]
+    assert actions(tr) == ["session.participant_disconnected"]
 
 
 def test_disconnect_refusals() -> None:
@@ -277,7 +269,7 @@ def test_disconnect_refusals() -> None:
 def test_reconnect_within_window_keeps_grants_without_a_new_prompt() -> None:
     state = controlling(A)
     tr = run(state, EngineerDisconnected(A, at=t(1)), EngineerReconnected(A, at=t(31)))
-    assert may_send_input(tr.state, A) and tr.state.epoch == state.epoch
+    assert may_send_input(tr.state, A)
     assert not of(tr, AskCustomer)
     assert audit(tr, "session.participant_resumed") == {"pid": A, "grants": [CONTROL, VIEW]}
 
@@ -297,7 +289,6 @@ def test_tick_drops_engineers_beyond_window_with_their_grants() -> None:
     assert tr.state.participant(A) is None and tr.state.controller is None
     assert actions(tr) == ["session.control_revoked", "session.participant_dropped"]
     assert audit(tr, "session.control_revoked")["reason"] == "resume_window_expired"
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "tick")]
     assert tr.state.phase is Phase.OBSERVING
 
 
@@ -370,7 +361,6 @@ def test_control_granted_makes_one_controller() -> None:
     assert may_send_input(tr.state, A)
     assert audit(tr, "session.control_granted") == {"pid": A, "by": "customer"}
     assert "session.consent_granted" not in actions(tr)
-    assert tr.state.epoch == state.epoch
 
 
 def test_second_control_grant_moves_control_and_tells_the_first() -> None:
@@ -381,7 +371,6 @@ def test_second_control_grant_moves_control_and_tells_the_first() -> None:
     assert Notify(A, "control_moved", CONTROL) in tr.effects
     assert actions(tr) == ["session.control_revoked", "session.control_granted"]
     assert audit(tr, "session.control_revoked") == {"pid": A, "reason": "moved"}
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "consent_granted")]
 
 
 def test_refusal_withdraws_the_request() -> None:
@@ -407,7 +396,6 @@ def test_revoking_view_also_removes_control() -> None:
     assert not may_receive_frames(tr.state, A) and not may_send_input(tr.state, A)
     assert tr.state.controller is None and tr.state.phase is Phase.PENDING_CONSENT
     assert actions(tr) == ["session.control_revoked", "session.consent_revoked"]
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "consent_revoked")]
     assert Notify(A, "consent_revoked", VIEW) in tr.effects
 
 
@@ -425,15 +413,15 @@ def test_revoking_control_keeps_view() -> None:
     assert not may_send_input(tr.state, A) and may_receive_frames(tr.state, A)
     assert actions(tr) == ["session.control_revoked"]
     assert audit(tr, "session.control_revoked") == {"pid": A, "reason": "revoked"}
-    assert tr.state.epoch == state.epoch + 1 and tr.state.phase is Phase.OBSERVING
+    assert tr.state.phase is Phase.OBSERVING
 
 
-def test_revoking_a_pending_request_withdraws_it_without_a_new_epoch() -> None:
+def test_revoking_a_pending_request_withdraws_it() -> None:
     state = run(observing(A), ConsentRequested(A, CONTROL, at=t(1))).state
     tr = run(state, ConsentRevoked(A, CONTROL, "customer", at=t(2)))
     p = tr.state.participant(A)
     assert p is not None and p.requested == frozenset()
-    assert actions(tr) == ["session.consent_revoked"] and not of(tr, NewEpoch)
+    assert actions(tr) == ["session.consent_revoked"]
     assert_rejected(tr.state, grant(A, CONTROL, 3), "did not request")
 
 
@@ -465,7 +453,7 @@ def test_releasing_control_keeps_view() -> None:
     tr = run(controlling(A), Released(A, CONTROL, at=t(1)))
     assert tr.state.controller is None and may_receive_frames(tr.state, A)
     assert audit(tr, "session.control_revoked") == {"pid": A, "reason": "released"}
-    assert actions(tr) == ["session.control_revoked"] and of(tr, NewEpoch)
+    assert actions(tr) == ["session.control_revoked"]
 
 
 def test_releasing_view_releases_everything() -> None:
@@ -474,7 +462,6 @@ def test_releasing_view_releases_everything() -> None:
     p = tr.state.participant(A)
     assert p is not None and p.grants == frozenset()
     assert audit(tr, "session.consent_released") == {"pid": A, "permission": VIEW}
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "released")]
 
 
 def test_releasing_what_is_not_held_is_refused() -> None:
@@ -490,7 +477,7 @@ def test_pause_keeps_grants_but_stops_frames_and_input() -> None:
     tr = run(state, Paused(at=t(1)))
     assert tr.state.phase is Phase.PAUSED and tr.state.controller == A
     assert not frames_allowed(tr.state) and not may_send_input(tr.state, A)
-    assert actions(tr) == ["session.paused"] and tr.state.epoch == state.epoch
+    assert actions(tr) == ["session.paused"]
     tr = run(tr.state, Resumed(at=t(2)))
     assert tr.state.phase is Phase.CONTROLLING and may_send_input(tr.state, A)
     assert actions(tr) == ["session.resumed"]
@@ -515,7 +502,6 @@ def test_end_clears_every_grant() -> None:
     assert all(not p.grants and not p.requested for p in tr.state.participants)
     assert not frames_allowed(tr.state) and not may_send_input(tr.state, A)
     assert actions(tr) == ["session.control_revoked", "session.ended"]
-    assert of(tr, NewEpoch) == [NewEpoch(state.epoch + 1, "ended")]
     assert StateChanged(Phase.ENDED) in tr.effects
 
 

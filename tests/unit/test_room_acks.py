@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.audit.log import Actor
-from broker.relay.room import Room
+from broker.relay.room import Close, Room
 
 T0 = datetime(2026, 12, 3, tzinfo=UTC)
 
@@ -80,8 +80,12 @@ def test_a_new_agent_connection_counts_afresh() -> None:
     assert room.accept_ack(3, 9)
 
     class _Conn:
-        kind = "agent"
+        kind, participant, slot = "agent", "agent", 0
 
-    assert room.attach_agent(_Conn()) is None  # type: ignore[arg-type]
+        def send(self, message: object) -> None:
+            pass
+
+    effects = room.attach_agent(_Conn())  # type: ignore[arg-type]
+    assert not [e for e in effects if isinstance(e, Close)], "it replaced nobody"
     assert room.sent_position == (-1, 0) and room.max_acked == (-1, 0)
     assert not room.accept_ack(3, 9), "nothing sent on this connection yet"

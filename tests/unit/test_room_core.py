@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from broker.audit.log import Actor
 from broker.errors import InvalidTransition
 from broker.relay.peer import Peer
-from broker.relay.room import Close, Record, Room, Send, Write
+from broker.relay.room import Close, Record, Room, RoomEffect, Send, Write
 from broker.sessions import machine as m
 from broker.types import Level, ParticipantId, Permission
 from rsb_protocol import messages as msg
@@ -97,7 +97,11 @@ class RoomWalk(RuleBasedStateMachine):
         assert [(w.action, w.details) for w in rows] == [(a.action, a.details) for a in audits]
         holders = [e.change for e in effects if isinstance(e, Record)]
         assert holders == [e for e in transition.effects if isinstance(e, m.NewHolder)]
-        for effect in effects:
+        self.carry(effects)
+
+    def carry(self, effects: list[RoomEffect] | None) -> None:
+        """What the endpoint does with the room's effects, minus the I/O: sends are recorded."""
+        for effect in effects or ():
             if isinstance(effect, Send):
                 effect.to.send(effect.message)
 
@@ -112,12 +116,13 @@ class RoomWalk(RuleBasedStateMachine):
     @rule()
     def agent_connects(self) -> None:
         agent = Sink("agent", "agent", AGENT_SLOT)
+        previous = self.room.agent
         self.agents.append(agent)
-        self.room.attach_agent(_peer(agent))
-        if self.room.state.agent_connected:
-            for request in self.room.pending_requests():
-                self.room.send_request(request)
-        else:
+        effects = self.room.attach_agent(_peer(agent))
+        closed = [e.peer for e in effects if isinstance(e, Close)]
+        assert closed == ([previous] if previous is not None else []), "the replaced one goes"
+        self.carry(effects)
+        if not self.room.state.agent_connected:
             self.step(m.AgentConnected(at=self.tick(1)))
 
     @rule()
@@ -130,7 +135,8 @@ class RoomWalk(RuleBasedStateMachine):
 
     @rule()
     def agent_drops(self) -> None:
-        if self.agents and self.room.detach_agent(_peer(self.agents[-1])):
+        if self.agents and (left := self.room.detach_agent(_peer(self.agents[-1]))) is not None:
+            self.carry(left)
             self.step(m.AgentDisconnected(at=self.tick(1)))
 
     @rule(who=st.sampled_from(NAMES))
@@ -140,7 +146,7 @@ class RoomWalk(RuleBasedStateMachine):
         if replaced is not None:
             self.cut.discard(replaced.slot)
         self.viewers[who] = viewer
-        self.room.attach_viewer(_peer(viewer))
+        self.carry(self.room.attach_viewer(_peer(viewer)))
         pid = ParticipantId(who)
         known = self.room.state.participant(pid)
         if known is None:
@@ -156,7 +162,9 @@ class RoomWalk(RuleBasedStateMachine):
         if viewer is None:
             return
         self.cut.discard(viewer.slot)
-        if self.room.detach_viewer(_peer(viewer), "left" if left else "disconnected"):
+        gone = self.room.detach_viewer(_peer(viewer), "left" if left else "disconnected")
+        if gone is not None:
+            self.carry(gone)
             pid = ParticipantId(who)
             event = m.EngineerLeft(pid, at=self.tick(1)) if left else None
             self.step(event or m.EngineerDisconnected(pid, at=self.tick(1)))
@@ -189,7 +197,7 @@ class RoomWalk(RuleBasedStateMachine):
         if sink is None or (who == "agent" and self.room.agent is not _peer(sink)):
             return
         key = KeyPair.generate().public.announce(sink.slot)
-        self.room.announce_key(_peer(sink), key)
+        self.carry(self.room.announce_key(_peer(sink), key))
 
     @rule(who=st.sampled_from(NAMES))
     def access_ends(self, who: str) -> None:
