@@ -27,6 +27,7 @@ Tree::
     │   ├── InvalidTransition     409  4100
     │   └── ConsentRequired       409  4101
     ├── CodeRejected              410  4102   (used, expired or unknown session code)
+    ├── AgentOutdated             426  4105   (an agent older than ``min_agent_version``)
     ├── RateLimited               429  4029
     ├── Overloaded                503  1013   (too much password hashing waiting; Retry-After)
     └── RelayError                503  4200
@@ -176,6 +177,14 @@ class CodeRejected(BrokerError):
     http_status = 410
     close_code = CloseCode.CODE_REJECTED
     code = "code_rejected"
+
+
+class AgentOutdated(BrokerError):
+    """An agent older than the broker accepts: the customer must download it again."""
+
+    http_status = 426
+    close_code = CloseCode.AGENT_OUTDATED
+    code = "agent_outdated"
 
 
 class RateLimited(BrokerError):

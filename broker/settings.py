@@ -105,6 +105,17 @@ def _code_digits(value: Any) -> int:
     return number
 
 
+def _optional_version(value: Any) -> tuple[int, ...] | None:
+    """``"0.2.0"`` -> ``(0, 2, 0)``; empty means no minimum."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isdigit() and len(p) <= 6 for p in parts):
+        raise ValueError("must be a version such as 0.2.0 (or empty for no minimum)")
+    return tuple(int(p) for p in parts)
+
+
 def _optional_path(value: Any) -> Path | None:
     return Path(value) if value not in (None, "") else None
 
@@ -133,6 +144,7 @@ class Settings:
     resume_window: timedelta = timedelta(minutes=2)
     relay_heartbeat: timedelta = timedelta(seconds=20)
     agent_connect_timeout: timedelta = timedelta(minutes=30)
+    min_agent_version: tuple[int, ...] | None = None
     staff_token_ttl: timedelta = timedelta(hours=1)
     session_token_ttl: timedelta = timedelta(hours=12)
     customer_confirm_window: timedelta = timedelta(hours=1)
@@ -250,6 +262,7 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "resume_window": _seconds,
     "relay_heartbeat": _heartbeat,
     "agent_connect_timeout": _seconds,
+    "min_agent_version": _optional_version,
     "staff_token_ttl": _token_ttl,
     "session_token_ttl": _token_ttl,
     "customer_confirm_window": _seconds,

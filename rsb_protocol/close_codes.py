@@ -48,6 +48,7 @@ class CloseCode(IntEnum):
     CODE_REJECTED = 4102
     SESSION_ENDED = 4103
     REPLACED = 4104
+    AGENT_OUTDATED = 4105
     RELAY_UNAVAILABLE = 4200
     FLOW_CONTROL = 4201
 
@@ -89,6 +90,7 @@ CLOSE_CODE_EXPLANATIONS: MappingProxyType[int, str] = MappingProxyType(
         CloseCode.CODE_REJECTED: "session code used, expired or unknown",
         CloseCode.SESSION_ENDED: "the session has ended",
         CloseCode.REPLACED: "a newer connection took this participant's place",
+        CloseCode.AGENT_OUTDATED: "this agent is older than the broker accepts; download it again",
         CloseCode.RELAY_UNAVAILABLE: "relay unavailable",
         CloseCode.FLOW_CONTROL: "peer too slow; reconnect to resume",
         StandardCloseCode.NORMAL_CLOSURE: "closed normally",

@@ -25,6 +25,7 @@ from broker.audit.log import Actor
 from broker.auth.bearer import token_from_subprotocols
 from broker.auth.roles import Action
 from broker.errors import (
+    AgentOutdated,
     BadRequest,
     BrokerError,
     CloseCode,
@@ -35,6 +36,7 @@ from broker.errors import (
     RateLimited,
     UnsupportedVersion,
 )
+from broker.relay.agent_version import check_agent_version
 from broker.relay.flow import TokenBucket
 from broker.relay.hub import Hub
 from broker.relay.limits import (
@@ -223,6 +225,7 @@ def _answer_error(peer: Peer, exc: BrokerError) -> None:
 async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub) -> None:
     services = request.app[SERVICES_KEY]
     room, peer, actor = await _session_party(request, ws, hub, "agent", AGENT_SLOT)
+    await _refuse_outdated(request, hub, room, peer, actor)
     # Anyone holding the token can replace the connection: the row records who pushed it
     # out (written after the swap, so the old pump's cleanup sees it is no longer the agent).
     arrived = room.attach_agent(peer)
@@ -247,6 +250,32 @@ async def _agent_pump(request: web.Request, ws: web.WebSocketResponse, hub: Hub)
             await peer.stop()
 
         await hub.run_to_end(gone())
+
+
+async def _refuse_outdated(
+    request: web.Request, hub: Hub, room: Room, peer: Peer, actor: Actor
+) -> None:
+    """An agent older than ``min_agent_version`` never joins the room; the refusal is audited.
+
+    Raises:
+        AgentOutdated: closes the socket with 4105 and a message for the customer.
+    """
+    minimum = request.app[SETTINGS_KEY].min_agent_version
+    user_agent = request.headers.get("User-Agent", "")
+    try:
+        check_agent_version(user_agent, minimum)
+    except AgentOutdated as exc:
+        hub.forget(peer)
+        details = {
+            "kind": "agent",
+            "slot": AGENT_SLOT,
+            "participant": "agent",
+            "code": int(exc.close_code),
+            "reason": exc.code,
+            "version": str(exc.details.get("version", ""))[:40],
+        }
+        await room.audit(actor, AuditAction.RELAY_CLOSED, details)
+        raise
 
 
 async def _count_agent(hub: Hub, room: Room, actor: Actor) -> None:

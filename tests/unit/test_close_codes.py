@@ -51,7 +51,12 @@ def test_what_a_client_does_after_each_code() -> None:
     assert after_close(CloseCode.RATE_LIMITED) is AfterClose.BACK_OFF
     assert after_close(StandardCloseCode.TRY_AGAIN_LATER) is AfterClose.BACK_OFF
     # Replaced, bad message, wrong version: the same connection again would meet the same fate.
-    for code in (CloseCode.REPLACED, CloseCode.BAD_MESSAGE, CloseCode.UNSUPPORTED_VERSION):
+    for code in (
+        CloseCode.REPLACED,
+        CloseCode.BAD_MESSAGE,
+        CloseCode.UNSUPPORTED_VERSION,
+        CloseCode.AGENT_OUTDATED,  # the same agent again would be refused again
+    ):
         assert after_close(code) is AfterClose.FAILED
     assert after_close(4999) is AfterClose.FAILED  # a newer broker's private code
     assert after_close(StandardCloseCode.PROTOCOL_ERROR) is AfterClose.FAILED

@@ -62,6 +62,7 @@ export const CloseCode = Object.freeze({
   CODE_REJECTED: 4102,
   SESSION_ENDED: 4103,
   REPLACED: 4104,
+  AGENT_OUTDATED: 4105,
   RELAY_UNAVAILABLE: 4200,
   FLOW_CONTROL: 4201,
 });
@@ -105,6 +106,7 @@ export const CLOSE_CODE_EXPLANATIONS = Object.freeze({
   4102: "session code used, expired or unknown",
   4103: "the session has ended",
   4104: "a newer connection took this participant's place",
+  4105: "this agent is older than the broker accepts; download it again",
   4200: "relay unavailable",
   4201: "peer too slow; reconnect to resume",
   4400: "malformed message",
