@@ -21,6 +21,7 @@ Tree::
     │       └── TokenExpired      401  4007   (a live connection's token ran out)
     ├── Forbidden                 403  4004
     │   ├── ConfirmWindowClosed   403  4004   (customer confirm after the session's window)
+    │   ├── ViewOnly              403  4004   (control asked of a screen shared from a browser)
     │   └── OriginRejected        403  4005
     ├── NotFound                  404  4404
     ├── Conflict                  409  4409
@@ -140,6 +141,13 @@ class ConfirmWindowClosed(Forbidden):
     """A customer token tried to confirm (solved / not solved) after its session's window."""
 
     code = "confirm_window_closed"
+
+
+class ViewOnly(Forbidden):
+    """Control was asked of a session whose screen comes from the customer's browser, which
+    can only show: the customer must install the agent first."""
+
+    code = "view_only"
 
 
 class OriginRejected(Forbidden):

@@ -71,6 +71,17 @@ class Level(StrEnum):
     L3 = "L3"
 
 
+class Source(StrEnum):
+    """What shows the customer's screen: the installed agent, or the customer page itself.
+
+    The browser can only show (it cannot inject input into the customer's system), so the
+    broker refuses control requests for a ``BROWSER`` source and the console says so.
+    """
+
+    AGENT = "agent"
+    BROWSER = "browser"
+
+
 class Permission(StrEnum):
     """What a customer can consent to, per engineer."""
 
@@ -334,22 +345,31 @@ class Message:
         return message
 
 
-class Hello(Message, name="hello"):
-    """First message on every connection: who I am and which key algorithms I can use."""
+class Hello(Message, name="hello", sparse=("source",)):
+    """First message on every connection: who I am and which key algorithms I can use.
+
+    ``source`` (agent only, added later, so sparse) says whether the screen comes from the
+    installed agent or from the customer page sharing its screen (view only).
+    """
 
     role: Role
     algorithms: Annotated[tuple[KeyAlgorithm, ...], _length(1, 4)]
     software: Name
+    source: Source = Source.AGENT
 
 
-class Join(Message, name="join"):
-    """Broker -> all: a participant joined and was given ``slot``."""
+class Join(Message, name="join", sparse=("source",)):
+    """Broker -> all: a participant joined and was given ``slot``.
+
+    For slot 0, ``source`` repeats what the agent's ``hello`` said (sparse, added later).
+    """
 
     slot: U16
     participant: Name
     display_name: Name
     role: Role
     level: Level | None = None
+    source: Source = Source.AGENT
 
 
 class Leave(Message, name="leave"):

@@ -35,6 +35,7 @@ from broker.errors import (
     OriginRejected,
     RateLimited,
     UnsupportedVersion,
+    ViewOnly,
 )
 from broker.relay.agent_version import check_agent_version
 from broker.relay.flow import TokenBucket
@@ -215,6 +216,12 @@ async def _session_party(
     return room, peer, room.actor_for(peer, client_addr(request))
 
 
+VIEW_ONLY_MESSAGE = (
+    "Shared from the browser: view only \u2014 ask the customer to install the agent to let "
+    "you control"
+)
+
+
 def _answer_error(peer: Peer, exc: BrokerError) -> None:
     peer.send(msg.ErrorMessage(exc.code, exc.message[:2000]))
 
@@ -333,7 +340,9 @@ async def _agent_text(hub: Hub, room: Room, peer: Peer, item: msg.Message, actor
                 await _revoke(hub, room, slot, permission.value, actor, by="agent")
             case msg.Pause() | msg.Resume() | msg.End():
                 await _customer_decision(hub, room, item, actor, by="agent")
-            case msg.Hello() | msg.Ack() | msg.ErrorMessage() | msg.ChatMeta():
+            case msg.Hello():
+                await room.carry_out(room.agent_hello(peer, item), actor)
+            case msg.Ack() | msg.ErrorMessage() | msg.ChatMeta():
                 pass  # chat is audited from the frames the relay forwards (_audit_chat)
             case _:
                 raise BadRequest(f"the agent may not send {item.TYPE!r}")
@@ -524,6 +533,9 @@ async def _viewer_text(
                 await room.carry_out(room.announce_key(peer, item), actor)
             case msg.ControlRequest():
                 services.auth.policy.require(Role(peer.role), Action.TAKE_CONTROL)
+                if room.agent_source is msg.Source.BROWSER:
+                    # A page cannot inject input: asking the customer would be a false promise.
+                    raise ViewOnly(VIEW_ONLY_MESSAGE)
                 if not allowance.control_requests.allow(time.monotonic()):
                     raise RateLimited("too many control requests; wait a little", 5.0)
                 # Shown to the customer as is: one printable line, bounded (docs/security.md).

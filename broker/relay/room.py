@@ -41,6 +41,10 @@ async def _no_holder_sink(change: m.NewHolder) -> None:
 
 _CUSTOMER_JOIN = msg.Join(CUSTOMER_SLOT, "customer", "Customer", msg.Role.CUSTOMER)
 AGENT_JOIN = msg.Join(AGENT_SLOT, "agent", "Customer's computer", msg.Role.AGENT)
+BROWSER_JOIN = msg.Join(
+    AGENT_SLOT, "agent", "Customer's browser", msg.Role.AGENT, source=msg.Source.BROWSER
+)
+"""Slot 0 when the customer page itself shares the screen (view only, docs/protocol.md)."""
 
 
 class MessageSink(Protocol):
@@ -140,6 +144,9 @@ class Room:
         # The request ids already sent on the agent's current connection (``send_request``).
         self._asked_on: Peer | None = None
         self._asked_ids: set[str] = set()
+        # What the agent's connection said it is (``hello.source``): a browser cannot be
+        # controlled. Kept while it is away, so the console keeps saying so meanwhile.
+        self.agent_source = msg.Source.AGENT
 
     # --- connections: the only places the room's peers change ------------------------------
     #
@@ -157,12 +164,13 @@ class Room:
         """
         previous, self.agent = self.agent, peer
         self.max_acked = self.sent_position = (-1, 0)
+        self.agent_source = msg.Source.AGENT  # until this connection's hello says otherwise
         out: list[RoomEffect] = []
         if previous is not None:
             out.append(Close(previous, CloseCode.REPLACED, "replaced by a newer agent connection"))
             out.append(Write(AuditAction.RELAY_REPLACED, {"kind": "agent", "slot": AGENT_SLOT}))
         out += self.greeting(peer)
-        out += self._to_all(AGENT_JOIN, but=peer)
+        out += self._to_all(self.agent_join(), but=peer)
         if self.state.agent_connected:
             for request in self.pending_requests():
                 self._request_to_agent(request, out)
@@ -175,6 +183,21 @@ class Room:
             return None
         self.agent = None
         return self._to_all(msg.Leave(AGENT_SLOT, "agent", "disconnected"))
+
+    def agent_join(self) -> msg.Join:
+        """The ``join`` for slot 0, naming the agent's source."""
+        return BROWSER_JOIN if self.agent_source is msg.Source.BROWSER else AGENT_JOIN
+
+    def agent_hello(self, peer: Peer, hello: msg.Hello) -> list[RoomEffect]:
+        """The agent's connection said what it is: a changed source is announced again.
+
+        The frame path does not look at it; only control requests do (a browser can only
+        show), and the others learn it from the ``join`` of slot 0.
+        """
+        if peer is not self.agent or hello.source is self.agent_source:
+            return []
+        self.agent_source = hello.source
+        return self._to_all(self.agent_join(), but=peer)
 
     def attach_viewer(self, peer: Peer) -> list[RoomEffect]:
         """A viewer's connection takes its slot (closing the one it replaces) and is greeted;
@@ -538,7 +561,7 @@ class Room:
             self.state_message(),
         ]
         if self.agent is not None and peer is not self.agent:
-            out.append(AGENT_JOIN)
+            out.append(self.agent_join())
         out += [self.join_message(other) for other in self.viewers.values() if other is not peer]
         if self.chat_page is not None and peer.kind != "customer":
             out.append(_CUSTOMER_JOIN)

@@ -128,16 +128,23 @@ const role = oneOf("agent", "viewer", "customer", "broker");
 const level = oneOf("L1", "L2", "L3");
 const permission = oneOf("view", "control", "clipboard", "files", "system_info");
 const algorithm = oneOf("x25519", "p256");
+const source = oneOf("agent", "browser");
 
 // type -> [[field, checker, default or REQUIRED], ...], in wire order.
 const SCHEMAS = {
-  hello: [["role", role, REQUIRED], ["algorithms", listOf(algorithm, 1, 4), REQUIRED], ["software", name, REQUIRED]],
+  hello: [
+    ["role", role, REQUIRED],
+    ["algorithms", listOf(algorithm, 1, 4), REQUIRED],
+    ["software", name, REQUIRED],
+    ["source", source, "agent"],
+  ],
   join: [
     ["slot", u16, REQUIRED],
     ["participant", name, REQUIRED],
     ["display_name", name, REQUIRED],
     ["role", role, REQUIRED],
     ["level", nullable(level), null],
+    ["source", source, "agent"],
   ],
   leave: [["slot", u16, REQUIRED], ["participant", name, REQUIRED], ["reason", reason, ""]],
   welcome: [
@@ -179,6 +186,11 @@ const SCHEMAS = {
   end: [["by", role, REQUIRED], ["reason", reason, ""]],
   chat: [["slot", u16, REQUIRED], ["epoch", u32, REQUIRED], ["seq", u64, REQUIRED], ["size", u32, REQUIRED]],
 };
+
+// Fields added to a type after its first release, left off the wire while at their default
+// (rsb_protocol.messages: ``sparse``), so a peer whose strict parser predates them still
+// accepts every message that does not use them.
+const SPARSE = { hello: ["source"], join: ["source"] };
 
 // Rules spanning several fields, as the Python classes' _check_together.
 const TOGETHER = {
@@ -222,7 +234,12 @@ export function buildMessage(type, fields = {}) {
 
 /** The compact JSON text of a message, ready for ws.send. */
 export function encodeMessage(type, fields = {}) {
-  return JSON.stringify(buildMessage(type, fields));
+  const message = buildMessage(type, fields);
+  for (const field of SPARSE[type] ?? []) {
+    const dflt = SCHEMAS[type].find(([name]) => name === field)[2];
+    if (message[field] === dflt) delete message[field];
+  }
+  return JSON.stringify(message);
 }
 
 /**
