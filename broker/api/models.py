@@ -242,10 +242,16 @@ class JoinIn(Model):
         str,
         StringConstraints(min_length=1, max_length=64, pattern=r"^\s*[0-9]([ .-]*[0-9])*\s*$"),
         Field(
-            description="The code the customer was given: its digits (as many as the broker's "
-            "code_digits), optionally separated by spaces, dashes or dots"
+            description="The code the customer was given (a session code, or a handoff code "
+            "a phone showed): its digits (as many as the broker's code_digits), optionally "
+            "separated by spaces, dashes or dots"
         ),
     ]
+    part: Literal["both", "customer"] = Field(
+        default="both",
+        description="customer: this page cannot run the agent (a phone); spend a session "
+        "code for the customer part only and get a handoff code for the agent part",
+    )
 
 
 class EngineerOut(Model):
@@ -253,13 +259,30 @@ class EngineerOut(Model):
     level: Level | None
 
 
+class HandoffOut(Model):
+    """A one-time code that hands a session's agent part to another device (single use,
+    valid until ``expires_at``); the link carries it in its fragment, as a join link does."""
+
+    code: str
+    code_display: str
+    expires_at: datetime
+    expires_in: int = Field(description="Seconds from now until the code expires")
+    link: str
+    qr_image: str = Field(description="The link as a QR code: an SVG image in a data: URL")
+
+
 class JoinOut(Model):
     session_id: str
     case_number: str
     engineer: EngineerOut
-    customer_token: str
-    agent_token: str
+    part: Literal["both", "customer", "agent"] = Field(
+        description="both: a session code; customer: a session code with the agent part "
+        "handed off (see handoff); agent: a handoff code redeemed"
+    )
+    customer_token: str | None
+    agent_token: str | None
     tokens_expire_at: datetime
+    handoff: HandoffOut | None = None
 
 
 class QueueQuery(QueryModel):

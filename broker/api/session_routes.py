@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.api import models
 from broker.api.principals import client_addr, session_party, staff
+from broker.api.qr import qr_data_url
 from broker.api.routing import ApiRoute, json_response, read_model, read_query
 from broker.appkeys import CLOCK_KEY, SERVICES_KEY
 from broker.auth.roles import Action
@@ -15,6 +16,7 @@ from broker.relay.handlers import HUB_KEY
 from broker.sessions import sla
 from broker.sessions.case_service import NewCase
 from broker.sessions.codes import format_code
+from broker.sessions.session_service import NewHandoff
 from broker.store.records import Invitation, iso
 
 
@@ -203,9 +205,25 @@ async def create_session(request: web.Request) -> web.Response:
     )
 
 
+def _handoff_json(handoff: NewHandoff) -> dict[str, str | int]:
+    return {
+        "code": handoff.code,
+        "code_display": format_code(handoff.code),
+        "expires_at": iso(handoff.expires_at),
+        # A page counts down from its own clock, which may not agree with the broker's.
+        "expires_in": int(handoff.lifetime.total_seconds()),
+        "link": handoff.link,
+        "qr_image": qr_data_url(handoff.link),
+    }
+
+
 async def join(request: web.Request) -> web.Response:
+    """A session code gives both parts (or, from a phone, the customer part and a handoff
+    code); a handoff code gives the agent part."""
     body = await read_model(request, models.JoinIn)
-    joined = await request.app[SERVICES_KEY].sessions.join(body.code, client_addr(request))
+    joined = await request.app[SERVICES_KEY].sessions.join(
+        body.code, client_addr(request), hand_off=body.part == "customer"
+    )
     session = joined.session
     # The engineer who has the session in hand (its creator unless it was handed over).
     named = session.holder_user is not None
@@ -217,11 +235,22 @@ async def join(request: web.Request) -> web.Response:
                 "display_name": session.holder_display if named else session.engineer_display,
                 "level": session.holder_level if named else session.engineer_level,
             },
+            "part": joined.part,
             "customer_token": joined.customer_token,
             "agent_token": joined.agent_token,
             "tokens_expire_at": iso(joined.tokens_expire_at),
+            "handoff": _handoff_json(joined.handoff) if joined.handoff else None,
         }
     )
+
+
+async def customer_handoff(request: web.Request) -> web.Response:
+    """A new handoff code for the customer's session; the previous one stops working."""
+    party = await session_party(request, "customer")
+    handoff = await request.app[SERVICES_KEY].sessions.hand_off(
+        party.session_id, client_addr(request)
+    )
+    return json_response(_handoff_json(handoff), status=201)
 
 
 def _for(principal: StaffPrincipal, invitation: Invitation) -> str | None:
@@ -416,6 +445,18 @@ ROUTES = [
         "The customer ends the session",
         auth="customer",
         errors=(401, 409),
+        tags=("customer",),
+    ),
+    ApiRoute(
+        "POST",
+        "/api/v1/customer/handoff",
+        customer_handoff,
+        "A one-time code (and its QR) that hands the session's agent part to the customer's "
+        "computer, redeemed at /api/v1/join; the session's previous handoff code stops working",
+        auth="customer",
+        response=models.HandoffOut,
+        status=201,
+        errors=(401, 409, 429),
         tags=("customer",),
     ),
     ApiRoute(

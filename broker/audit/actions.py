@@ -44,6 +44,8 @@ class AuditAction(StrEnum):
     SESSION_CREATED = "session.created"
     SESSION_CUSTOMER_JOINED = "session.customer_joined"
     SESSION_JOIN_REJECTED = "session.join_rejected"
+    SESSION_HANDOFF_ISSUED = "session.handoff_issued"
+    SESSION_HANDOFF_REDEEMED = "session.handoff_redeemed"
     SESSION_INVITATION_ACCEPTED = "session.invitation_accepted"
 
     # Live sessions: the state machine's effects (broker/sessions/machine.py).

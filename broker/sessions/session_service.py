@@ -9,6 +9,10 @@ sessions table never show a usable code (the pepper lives in the same database f
 of the whole file could still search the code space offline within the code's minutes). Every
 rejected join is counted per client address (429 after the configured number) and globally (an
 alarm, never a lockout: see ``docs/security.md``, "Guessing session codes").
+
+A customer on a phone joins for the customer part only and hands the agent part to their
+computer with a handoff code (``broker.sessions.handoffs``): issued against the customer token,
+redeemed at the same join endpoint, under the same per-address budget, once.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from broker.audit.actions import AuditAction
 from broker.audit.log import Actor, AuditLog
@@ -26,7 +30,7 @@ from broker.auth.service import AuthService, StaffPrincipal
 from broker.clock import Clock
 from broker.errors import CodeRejected, Conflict, NotFound, RateLimited, ValidationFailed
 from broker.metrics import Metrics
-from broker.sessions import cases, codes
+from broker.sessions import cases, codes, handoffs
 from broker.sessions.case_service import CaseService
 from broker.sessions.machine import NewHolder
 from broker.settings import Settings
@@ -66,11 +70,37 @@ class NewSession:
 
 
 @dataclass(frozen=True)
+class NewHandoff:
+    """A handoff code just issued: shown once on the phone, never stored in the clear."""
+
+    code: str
+    expires_at: datetime
+    link: str
+    lifetime: timedelta
+
+
+@dataclass(frozen=True)
 class Joined:
+    """What a join hands out. A phone that keeps the customer part gets no agent token but a
+    handoff code; a computer that redeems a handoff code gets the agent token only."""
+
     session: SessionRecord
-    customer_token: str
-    agent_token: str
+    customer_token: str | None
+    agent_token: str | None
     tokens_expire_at: datetime
+    handoff: NewHandoff | None = None
+
+    @property
+    def part(self) -> str:
+        """``both``, ``customer`` (agent part handed off) or ``agent`` (a handoff redeemed)."""
+        if self.customer_token is None:
+            return "agent"
+        return "both" if self.agent_token is not None else "customer"
+
+
+def customer_actor(session_id: str, client_addr: str) -> Actor:
+    """The customer of a session as the audit log names them, on a phone or a computer."""
+    return Actor(f"customer:{session_id}", "customer", client_addr)
 
 
 def limiter_key(client_addr: str) -> str:
@@ -113,6 +143,11 @@ class SessionService:
         self._guess_alarm = GlobalRateAlarm(
             threshold=settings.join_global_alarm_per_minute, window=60.0
         )
+        self._handoffs = handoffs.HandoffCodes(ttl=settings.code_ttl)
+        self._handoff_limiter = SlidingWindowLimiter(
+            limit=handoffs.ISSUES_PER_WINDOW,
+            window=settings.join_attempt_window.total_seconds(),
+        )
 
     async def get(self, session_id: str) -> SessionRecord:
         session = await self._store.get_session(session_id)
@@ -136,7 +171,7 @@ class SessionService:
             for _ in range(5):
                 code = codes.generate_code(self._settings.code_digits)
                 code_hash = codes.hash_code(code, self._pepper)
-                if await self._store.session_by_code_hash(code_hash) is None:
+                if not await self._code_taken(code_hash):
                     break
             else:  # pragma: no cover - five collisions in a 10^10 space
                 raise Conflict("could not allocate a unique session code; try again")
@@ -170,13 +205,21 @@ class SessionService:
         link = f"{self._settings.base_url}/j#{code}"
         return NewSession(session, code, link)
 
-    async def join(self, code_text: str, client_addr: str) -> Joined:
-        """Exchange a session code for the customer's and the agent's session tokens.
+    async def join(self, code_text: str, client_addr: str, *, hand_off: bool = False) -> Joined:
+        """Exchange a session code for the customer's and the agent's session tokens, or a
+        handoff code for the agent's.
+
+        Args:
+            code_text: What the customer typed or the join link carried.
+            client_addr: The request's client address (rate limit, audit).
+            hand_off: The page cannot run the agent (a phone): spend a session code for the
+                customer part only and issue a handoff code for the agent part. A handoff
+                code is never accepted this way.
 
         Raises:
             RateLimited: this address has failed too often recently.
-            CodeRejected: unknown, expired or used code (one answer for all three, so a
-                guesser learns nothing about which codes exist).
+            CodeRejected: unknown, expired or used code (one answer for all of them, session
+                or handoff code, so a guesser learns nothing about which codes exist).
         """
         now = self._clock()
         # Taken before the first await, so parallel guesses cannot all pass one check.
@@ -186,7 +229,10 @@ class SessionService:
         except ValidationFailed:
             await self._record_rejection(reservation, client_addr, now, "malformed")
             raise
-        session = await self._store.session_by_code_hash(codes.hash_code(code, self._pepper))
+        code_hash = codes.hash_code(code, self._pepper)
+        session = await self._store.session_by_code_hash(code_hash)
+        if session is None and not hand_off:
+            return await self._redeem_handoff(code_hash, reservation, client_addr, now)
         claimed = False
         if session is not None:
             async with transaction(self._store):
@@ -194,13 +240,13 @@ class SessionService:
                     session.id, now
                 )
                 if claimed:
-                    actor = Actor(f"customer:{session.id}", "customer", client_addr)
                     await self._audit.record(
-                        actor,
+                        customer_actor(session.id, client_addr),
                         AuditAction.SESSION_CUSTOMER_JOINED,
                         at=now,
                         case_number=session.case_number,
                         session_id=session.id,
+                        details={"agent_part": "handed_off"} if hand_off else None,
                     )
                     await self._cases.note_customer_response(session.case_number, now)
         if session is None or not claimed:
@@ -213,7 +259,89 @@ class SessionService:
         customer, agent, expires = await self._auth.issue_session_tokens(
             session.id, session.case_number
         )
+        if hand_off:
+            # The phone never holds an agent token: the computer gets its own by the handoff.
+            handoff = await self._issue_handoff(session, customer_actor(session.id, client_addr))
+            return Joined(await self.get(session.id), customer, None, expires, handoff)
         return Joined(await self.get(session.id), customer, agent, expires)
+
+    async def hand_off(self, session_id: str, client_addr: str) -> NewHandoff:
+        """Issue a new handoff code for a session the caller holds the customer token of; the
+        session's earlier handoff code, if any, stops working.
+
+        Raises:
+            NotFound: no such session.
+            Conflict: the session has ended.
+            RateLimited: this session was issued ``handoffs.ISSUES_PER_WINDOW`` codes within
+                ``join_attempt_window``.
+        """
+        answer = self._handoff_limiter.reserve(session_id, self._clock().timestamp())
+        if isinstance(answer, Refused):
+            raise RateLimited(
+                "too many handoff codes for this session; wait and try again",
+                retry_after=answer.retry_after,
+            )
+        self._handoff_limiter.settle(answer)  # every issued code counts, used or not
+        session = await self.get(session_id)
+        if session.state == "ended":
+            raise Conflict("the session has ended")
+        return await self._issue_handoff(session, customer_actor(session.id, client_addr))
+
+    async def _issue_handoff(self, session: SessionRecord, actor: Actor) -> NewHandoff:
+        now = self._clock()
+        for _ in range(5):
+            code = codes.generate_code(self._settings.code_digits)
+            code_hash = codes.hash_code(code, self._pepper)
+            if not await self._code_taken(code_hash):
+                break
+        else:  # pragma: no cover - five collisions in a 10^10 space
+            raise Conflict("could not allocate a unique handoff code; try again")
+        handoff = self._handoffs.issue(code_hash, session.id, session.case_number, now)
+        async with transaction(self._store):
+            await self._audit.record(
+                actor,
+                AuditAction.SESSION_HANDOFF_ISSUED,
+                at=now,
+                case_number=session.case_number,
+                session_id=session.id,
+                details={"expires_at": handoff.expires_at.isoformat()},
+            )
+        # Like the join link, the code rides in the fragment: it never reaches a server.
+        link = f"{self._settings.base_url}/j#{code}"
+        return NewHandoff(code, handoff.expires_at, link, handoff.expires_at - now)
+
+    async def _redeem_handoff(
+        self, code_hash: str, reservation: Reservation, client_addr: str, now: datetime
+    ) -> Joined:
+        """A code that is no session's: a handoff code gives the agent part, once."""
+        taken = self._handoffs.take(code_hash, now)
+        session = None
+        if isinstance(taken, handoffs.Handoff):
+            session = await self._store.get_session(taken.session_id)
+        if session is None or session.state == "ended":
+            reason = taken.value if isinstance(taken, handoffs.Miss) else "expired"
+            await self._record_rejection(reservation, client_addr, now, reason, session)
+            raise CodeRejected(
+                "this session code is not valid: it may be mistyped, used or expired"
+            )
+        self._join_limiter.refund(reservation)
+        async with transaction(self._store):
+            await self._audit.record(
+                customer_actor(session.id, client_addr),
+                AuditAction.SESSION_HANDOFF_REDEEMED,
+                at=now,
+                case_number=session.case_number,
+                session_id=session.id,
+            )
+        _, agent, expires = await self._auth.issue_session_tokens(session.id, session.case_number)
+        return Joined(session, None, agent, expires)
+
+    async def _code_taken(self, code_hash: str) -> bool:
+        """Whether a session code (used or not) or a handoff code has this hash: a new code of
+        either kind must never redeem as the other."""
+        return self._handoffs.holds(code_hash) or (
+            await self._store.session_by_code_hash(code_hash) is not None
+        )
 
     def reserve_lookup(self, client_addr: str, *, guess: bool = False) -> Reservation:
         """Take one unit of the address's budget for a code or case look-up.
@@ -422,12 +550,15 @@ class SessionService:
     async def set_live_state(self, session_id: str, state: str, reason: str | None = None) -> None:
         """Record what the relay's state machine decided (it audits the event itself)."""
         now = self._clock()
+        if state == "ended":
+            self._handoffs.withdraw(session_id)
         async with transaction(self._store):
             await self._store.set_session_state(
                 session_id, state, ended_at=now if state == "ended" else None, end_reason=reason
             )
 
     async def _end(self, session: SessionRecord, actor: Actor, now: datetime, reason: str) -> None:
+        self._handoffs.withdraw(session.id)
         async with transaction(self._store):
             await self._store.set_session_state(
                 session.id, "ended", ended_at=now, end_reason=reason

@@ -163,14 +163,16 @@ async def tabs(chromium: Browser) -> AsyncIterator[TabFactory]:
     """Open pages with a given locale and time zone; uncaught errors and CSP reports are kept."""
     contexts: list[BrowserContext] = []
 
-    async def open_tab(locale: str = "en-US", timezone_id: str = "UTC") -> Tab:
+    async def open_tab(locale: str = "en-US", timezone_id: str = "UTC", **device: Any) -> Tab:
+        # ``device``: Playwright device emulation (user_agent, viewport, is_mobile, ...).
+        options: dict[str, Any] = {"viewport": {"width": 1000, "height": 1400}, **device}
         context = await chromium.new_context(
             locale=locale,
             timezone_id=timezone_id,
-            viewport={"width": 1000, "height": 1400},
             accept_downloads=True,
             # The copy button writes the agent command to the clipboard; tests read it back.
             permissions=["clipboard-read", "clipboard-write"],
+            **options,
         )
         contexts.append(context)
         page = await context.new_page()

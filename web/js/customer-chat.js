@@ -5,8 +5,12 @@
 // and seals its chat to the agent on a pairwise channel (docs/protocol.md, "The customer
 // page's chat channel"). The agent passes it on to the engineers and seals their answers to
 // this page; the broker relays ciphertext only. The page never holds the screen's group key.
+// The lines shown so far (plain text) are kept with the session in this tab's sessionStorage
+// (customer-resume.js), so a reload shows them again; the key pair is not: a reloaded page
+// announces a new key, and the read-back words change with it.
 
 import { live, send } from "./customer-live.js";
+import { keepChatLine } from "./customer-resume.js";
 import { forget, say, silence } from "./customer-text.js";
 import { KeyPair, PairwiseChannel, PublicKey, Side } from "./e2e.js";
 import { CUSTOMER_SLOT, FrameType } from "./wire.js";
@@ -125,7 +129,19 @@ export function drawChat() {
   $("chat-send").disabled = waiting !== null;
 }
 
-function addChatLine(own, from, text) {
+/** Lines kept from before a reload, drawn again (not kept a second time). */
+export function restoreChat(lines) {
+  for (const line of Array.isArray(lines) ? lines : []) {
+    if (typeof line?.text === "string" && typeof line?.from === "string") {
+      addChatLine(line.own === true, line.from, line.text, false);
+    }
+  }
+}
+
+function addChatLine(own, from, text, keep = true) {
+  if (keep) {
+    keepChatLine({ own, from, text });
+  }
   const log = $("chat-log");
   const line = document.createElement("li");
   line.className = own ? "chat-line own" : "chat-line";

@@ -3,6 +3,7 @@
 // pair gets one answer, whichever field was wrong.
 
 import { requestJson } from "./api.js";
+import { errorText } from "./customer-errors.js";
 import { formatTime, t } from "./i18n.js";
 
 // Literal keys only, so tests/unit/test_i18n.py can check every one exists in both languages.
@@ -66,7 +67,7 @@ export function drawCheck(box = $("check-result")) {
     } else if (err.status === 429) {
       p.textContent = t("check.err_rate");
     } else {
-      p.textContent = t("check.err_other", { detail: err.message || err.code });
+      p.textContent = t("check.err_other", { detail: errorText(err) });
     }
     box.append(p);
     return;

@@ -3,8 +3,10 @@
 // (POST /api/v1/customer/confirm, with the customer token).
 
 import { requestJson } from "./api.js";
+import { errorMessage } from "./customer-errors.js";
 import { live } from "./customer-live.js";
-import { say } from "./customer-text.js";
+import { forgetSession } from "./customer-resume.js";
+import { say, said } from "./customer-text.js";
 
 const MAX_COMMENT = 2000;
 
@@ -27,9 +29,13 @@ export async function onFeedback(solved) {
     say(result, solved ? "feedback.thanks_solved" : "feedback.thanks_not_solved", {
       case: answer.case_number,
     });
+    forgetSession(); // answered: a reload starts afresh
   } catch (err) {
     delete result.dataset.status;
-    say(result, "feedback.error", { detail: err.message || err.code });
+    say(result, "feedback.error", { detail: said(...errorMessage(err)) });
+    if (err.status === 401 || err.status === 403) {
+      forgetSession(); // the token no longer works, or the time to answer is over
+    }
   } finally {
     for (const button of buttons) {
       button.disabled = false;

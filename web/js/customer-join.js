@@ -3,9 +3,15 @@
 //
 // The code is a secret for as long as it is unused: it is wiped from the address bar before
 // anything else, sent only in a request body, and never kept once the broker has answered.
+// On a phone or tablet nothing is sent until the customer chose how to go on
+// (customer-handoff.js). The same form takes a handoff code a phone showed: the broker tells
+// which part of the session the answer carries.
 
 import { requestJson } from "./api.js";
-import { say } from "./customer-text.js";
+import { cannotRunAgent } from "./customer-device.js";
+import { errorMessage } from "./customer-errors.js";
+import { offerChoice } from "./customer-handoff.js";
+import { say, said } from "./customer-text.js";
 
 const CODE_SEPARATORS = /[\s.-]/g;
 const CODE_PATTERN = /^[0-9]{6,16}$/;
@@ -34,15 +40,19 @@ export function takeCodeFromFragment() {
   return normaliseCode(text);
 }
 
-/** Exchange `code` for the session; `onJoined` gets the broker's answer (tokens and all). */
-export async function join(code, onJoined) {
-  const error = $("join-error");
-  const submit = $("join-submit");
+/**
+ * Exchange `code` for the session; `onJoined` gets the broker's answer (tokens and all).
+ * `part` "customer" keeps the agent part for another device (a phone's choice); `error` and
+ * `submit` are the elements that show the outcome and the busy state.
+ */
+export async function join(code, onJoined, { part = "both", error = $("join-error"), submit = $("join-submit") } = {}) {
+  const idle = submit.dataset.i18n;
   error.hidden = true;
   submit.disabled = true;
   say(submit, "join.busy");
   try {
-    const joined = await requestJson("POST", "/api/v1/join", { body: { code } });
+    const body = part === "both" ? { code } : { code, part };
+    const joined = await requestJson("POST", "/api/v1/join", { body });
     $("code").value = "";
     onJoined(joined);
   } catch (err) {
@@ -54,11 +64,20 @@ export async function join(code, onJoined) {
     } else if (err.status === 0) {
       say(error, "join.err_network");
     } else {
-      say(error, "join.err_other", { detail: err.message || err.code });
+      say(error, "join.err_other", { detail: said(...errorMessage(err)) });
     }
   } finally {
     submit.disabled = false;
-    say(submit, "join.submit");
+    say(submit, idle);
+  }
+}
+
+/** A code to use on this page: joined at once on a computer, held back on a phone. */
+export function useCode(code, onJoined) {
+  if (cannotRunAgent()) {
+    offerChoice(code);
+  } else {
+    join(code, onJoined);
   }
 }
 
@@ -72,5 +91,5 @@ export function onJoinSubmit(event, onJoined) {
     say(error, "join.err_format");
     return;
   }
-  join(code, onJoined);
+  useCode(code, onJoined);
 }

@@ -1,10 +1,10 @@
 // The customer page's live session: what the broker says over /ws/customer, kept in `live`,
 // and the customer's decisions sent back on the same socket (pause, resume, revoke, end).
 //
-// Everything secret stays in this module's memory: the tokens arrive with the join answer and
-// never go into a URL or web storage; the customer token rides as a subprotocol (socket.js).
-// A dropped socket is opened again with back-off; the session's end or a refusal (bad or
-// expired token, unknown session: AfterClose.REFUSED) is final. This module draws nothing:
+// The tokens arrive with the join answer (or from sessionStorage after a reload:
+// customer-resume.js) and never go into a URL; the customer token rides as a subprotocol
+// (socket.js). A dropped socket is opened again with back-off; the session's end or a refusal
+// (bad or expired token, unknown session: AfterClose.REFUSED) is final. This module draws nothing:
 // the page's views register what to redraw with `attachView`, and import this module, never
 // the other way round.
 
@@ -18,12 +18,14 @@ const RETRY_MAX_MS = 10000;
 
 /** What the page knows about its session: in memory only, gone with the tab. */
 export const live = {
-  joined: null, // the /api/v1/join answer: session_id, case_number, engineer, tokens
+  joined: null, // the /api/v1/join answer: session_id, case_number, engineer, part, tokens
+  resumed: false, // the session came back from sessionStorage after a reload
   organisation: null,
   ws: null,
   connected: false,
+  welcomed: false, // the broker took this page in at least once (a welcome arrived)
   retries: 0,
-  refused: null, // close reason when the broker will not take this page back
+  refused: null, // close code when the broker will not take this page back
   phase: "connecting",
   viewing: [],
   controller: null,
@@ -47,6 +49,7 @@ const view = {
   welcome: noop, // (ws) a (re)connection: announce our chat key on it
   agentKey: noop, // (public_key message) the agent announced a key
   chatFrame: noop, // (Uint8Array) a binary frame: chat sealed to our key
+  refused: noop, // (code) the broker will not take this token back: forget it
 };
 
 export function attachView(parts) {
@@ -61,10 +64,29 @@ export function engineerSlots() {
     .sort((a, b) => a - b);
 }
 
-/** Follow the session the join answer describes. */
-export function startLive(joined) {
-  live.joined = joined;
+/** Follow the session the join answer describes (`resumed`: it came back after a reload). */
+export function startLive(joined, resumed = false) {
+  Object.assign(live, {
+    joined,
+    resumed,
+    connected: false,
+    welcomed: false,
+    retries: 0,
+    refused: null,
+    phase: "connecting",
+    viewing: [],
+    controller: null,
+    awaitingState: false,
+  });
+  live.people.clear();
+  live.asking.clear();
+  live.keys.clear();
   connect();
+}
+
+/** The computer that took a phone's agent part: it shows the agent's start, no live socket. */
+export function holdAgentPart(joined) {
+  live.joined = joined;
 }
 
 // --- the socket ---------------------------------------------------------------------------
@@ -110,7 +132,8 @@ function onSocketClosed(event) {
   }
   // A retry cannot fix these: bad or expired token, wrong origin, unknown session.
   if (after === AfterClose.REFUSED) {
-    live.refused = event.reason || String(event.code);
+    live.refused = event.code;
+    view.refused(event.code);
     view.state();
     return;
   }
@@ -167,6 +190,7 @@ function forgetKeys(slot) {
 const HANDLERS = {
   welcome(message) {
     // A (re)connection: the broker now re-sends who is here, their keys and open requests.
+    live.welcomed = true;
     live.people.clear();
     live.keys.clear();
     live.asking.clear();

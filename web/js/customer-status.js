@@ -5,9 +5,12 @@
 // text, never as markup, and a reason was made one short printable line when it arrived.
 
 import { drawChat } from "./customer-chat.js";
+import { closeMessage } from "./customer-errors.js";
+import { drawHandoff } from "./customer-handoff.js";
 import { engineerSlots, live } from "./customer-live.js";
+import { drawNotice } from "./customer-notice.js";
 import { drawReadback } from "./customer-readback.js";
-import { forget, say, silence } from "./customer-text.js";
+import { forget, said, say, silence } from "./customer-text.js";
 import { joinList, t } from "./i18n.js";
 
 // Literal keys only, so tests/unit/test_i18n.py can check every one exists in both languages.
@@ -19,13 +22,21 @@ function levelText(level) {
   return t(LEVEL_KEYS[level] ?? "level.none");
 }
 
-/** The session view once joined: the case and the command that starts the agent. */
+/**
+ * The session view once joined: the case and the command that starts the agent. The part
+ * (`both`, `customer` on a phone that handed the agent part over, `agent` on the computer
+ * that took it) decides what shows (body[data-part] in customer.css).
+ */
 export function showSession(joined) {
+  const part = joined.part ?? "both";
+  document.body.dataset.part = part;
   $("join-view").hidden = true;
   $("session-view").hidden = false;
   $("case-number").textContent = joined.case_number;
-  $("agent-cmd").textContent =
-    `RSB_AGENT_TOKEN=${joined.agent_token} rsb-agent attach --broker ${location.origin}`;
+  $("part-note").hidden = part !== "agent";
+  $("agent-cmd").textContent = joined.agent_token
+    ? `RSB_AGENT_TOKEN=${joined.agent_token} rsb-agent attach --broker ${location.origin}`
+    : "";
 }
 
 export async function copyAgentCommand() {
@@ -80,7 +91,7 @@ function personLabel(slot) {
 /** The status sentence as [key, params], from the last `state` the broker sent. */
 function stateSentence() {
   if (live.refused !== null) {
-    return ["status.refused", { detail: live.refused }];
+    return ["status.refused", { detail: said(...closeMessage(live.refused)) }];
   }
   if (live.phase === "ended") {
     return ["status.ended", {}];
@@ -176,6 +187,7 @@ export function drawAsking() {
     }),
   );
   list.hidden = open.length === 0;
+  drawNotice();
 }
 
 export function drawControls() {
@@ -194,4 +206,5 @@ export function drawControls() {
   $("end-btn").disabled = ended || live.refused !== null;
   $("controls-note").hidden = open || ended;
   $("feedback").hidden = !ended;
+  drawHandoff();
 }
