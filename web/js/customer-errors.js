@@ -4,7 +4,8 @@
 // engineers; the customer reads these instead (tests/unit/test_customer_texts.py checks that
 // every code the broker can send has a text in both languages).
 
-import { t } from "./i18n.js";
+import { has, t } from "./i18n.js";
+import { CloseCode, StandardCloseCode } from "./wire.js";
 
 // Literal keys only, so tests/unit/test_i18n.py can check every one exists in both languages.
 const ERROR_KEYS = {
@@ -41,40 +42,11 @@ const ERROR_KEYS = {
   unreachable: "error.unreachable",
 };
 
-const CLOSE_KEYS = {
-  1000: "close.1000",
-  1001: "close.1001",
-  1002: "close.1002",
-  1003: "close.1003",
-  1006: "close.1006",
-  1007: "close.1007",
-  1008: "close.1008",
-  1009: "close.1009",
-  1010: "close.1010",
-  1011: "close.1011",
-  1013: "close.1013",
-  4001: "close.4001",
-  4002: "close.4002",
-  4003: "close.4003",
-  4004: "close.4004",
-  4005: "close.4005",
-  4006: "close.4006",
-  4007: "close.4007",
-  4009: "close.4009",
-  4029: "close.4029",
-  4100: "close.4100",
-  4101: "close.4101",
-  4102: "close.4102",
-  4103: "close.4103",
-  4104: "close.4104",
-  4105: "close.4105",
-  4200: "close.4200",
-  4201: "close.4201",
-  4400: "close.4400",
-  4404: "close.4404",
-  4409: "close.4409",
-  4422: "close.4422",
-};
+// Close codes by name, from wire.js (no module but wire.js writes a close code's number):
+// the text of CloseCode.TOKEN_EXPIRED is "close.token_expired".
+const CLOSE_NAMES = new Map(
+  [...Object.entries(StandardCloseCode), ...Object.entries(CloseCode)].map(([name, code]) => [code, name.toLowerCase()]),
+);
 
 /** The i18n key and parameters for an ApiError from api.js (status 0: not reached). */
 export function errorMessage(err) {
@@ -87,10 +59,8 @@ export function errorMessage(err) {
 
 /** The i18n key and parameters for a WebSocket close code. */
 export function closeMessage(code) {
-  if (Object.hasOwn(CLOSE_KEYS, code)) {
-    return [CLOSE_KEYS[code], {}];
-  }
-  return ["close.other", { code: String(code) }];
+  const key = `close.${CLOSE_NAMES.get(code)}`;
+  return CLOSE_NAMES.has(code) && has(key) ? [key, {}] : ["close.other", { code: String(code) }];
 }
 
 /** An error's text in the current language (for texts that are built, not `say`d). */
