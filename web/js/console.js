@@ -519,7 +519,12 @@ function onPainted() {
   $("screen").dataset.updates = String(live.screen.updatesPainted);
 }
 
+/** Said when the customer page itself shares the screen (docs/protocol.md, "Browser source"). */
+const VIEW_ONLY_TEXT =
+  "Shared from the browser: view only \u2014 ask the customer to install the agent to let you control";
+
 function controlState(viewer) {
+  if (viewer.source === "browser") return { key: "browser", text: VIEW_ONLY_TEXT };
   if (viewer.status === "controlling") return { key: "controlling", text: "you have control" };
   if (viewer.status === "control requested") return { key: "requested", text: "control requested: waiting for the customer" };
   const holder = viewer.controllerSlot;
@@ -548,10 +553,12 @@ function render() {
   live.lastStatus = statusText;
   live.lastControl = control.key;
 
-  const observing = status === "observing";
+  // A browser source cannot be controlled: nothing to ask for (the broker refuses it too).
+  const observing = status === "observing" && viewer.source !== "browser";
   $("control-btn").disabled = !observing;
+  $("control-btn").title = viewer.source === "browser" ? VIEW_ONLY_TEXT : "";
   show("control-btn", status !== "controlling");
-  show("control-reason", status === "observing" || status === "control requested");
+  show("control-reason", observing || status === "control requested");
   $("control-reason").disabled = !observing;
   $("control-btn").textContent = status === "control requested" ? "Waiting for consent\u2026" : "Request control";
   show("release-btn", status === "controlling");
@@ -610,7 +617,7 @@ function renderPeople(viewer) {
       item.textContent = `${join.display_name}${level}`;
       const tags = [];
       const engineer = join.slot !== AGENT_SLOT && join.role !== "customer";
-      if (join.slot === AGENT_SLOT) tags.push("customer's agent");
+      if (join.slot === AGENT_SLOT) tags.push(join.source === "browser" ? "customer's browser, view only" : "customer's agent");
       if (join.role === "customer") tags.push("web page, chat");
       if (join.slot === viewer.slot) tags.push("you");
       if (join.slot === viewer.controllerSlot) tags.push("in control");

@@ -1,4 +1,5 @@
-// End-to-end keys in the browser: the WebCrypto port of rsb_protocol/e2e.py (viewer side).
+// End-to-end keys in the browser: the WebCrypto port of rsb_protocol/e2e.py (the viewer side,
+// and the sender side for a customer page that shares its own screen: GroupSender).
 //
 // Same arithmetic as the Python agent, so the broker never holds a content key:
 //   ECDH (X25519, or P-256 where the browser lacks it) -> HKDF-SHA256 (salt = session id,
@@ -8,6 +9,7 @@
 // the counter moves only after the tag verified, so a forged frame cannot skip it ahead.
 
 import {
+  AGENT_SLOT,
   BROADCAST_SLOT,
   Flags,
   FrameType,
@@ -239,6 +241,104 @@ class Serial {
     const result = this.tail.then(step);
     this.tail = result.catch(() => undefined);
     return result;
+  }
+}
+
+/**
+ * Sender side of the group (rsb_protocol.e2e.GroupSender), for a customer page that is the
+ * session's source: a fresh key and nonce prefix per epoch, wrapped to each admitted viewer
+ * under HKDF(ECDH, "rsb v1 wrap" || epoch || slot), and every screen frame sealed once for all.
+ * Start a new epoch when a viewer leaves or loses the view, and wrap it only to those who stay.
+ * Calls take effect in call order (one queue), so the frames come out in sequence order.
+ */
+export class GroupSender {
+  constructor(salt, keyPairs) {
+    this.salt = salt;
+    this.pairs = new Map(keyPairs.map((pair) => [pair.algorithm, pair]));
+    if (!this.pairs.size) throw new ProtocolError("invalid_key", "the sender needs at least one key pair");
+    this.epoch = 0;
+    this.seq = 0n;
+    this.groupKey = null; // raw bytes, kept only to wrap them to viewers
+    this.prefix = null;
+    this.key = null;
+    this.serial = new Serial();
+  }
+
+  /** @param {KeyPair[]} keyPairs at most one per algorithm; starts epoch 1 */
+  static async create(sessionId, keyPairs) {
+    const sender = new GroupSender(sessionSalt(sessionId), keyPairs);
+    await sender.newEpoch();
+    return sender;
+  }
+
+  /** The public keys to announce for slot 0, one per algorithm. */
+  get publicKeys() {
+    return [...this.pairs.values()].map((pair) => pair.public);
+  }
+
+  /**
+   * Draw a new group key and nonce prefix and restart the sequence.
+   * @returns {Promise<number>} the new epoch: wrap it to every viewer who stays
+   */
+  newEpoch() {
+    return this.serial.run(async () => {
+      if (this.epoch === U32_MAX) throw new ProtocolError("sequence_exhausted", "no epoch numbers left");
+      const groupKey = crypto.getRandomValues(new Uint8Array(32));
+      const key = await requireSubtle().importKey("raw", groupKey, { name: "AES-GCM" }, false, ["encrypt"]);
+      this.groupKey = groupKey;
+      this.prefix = crypto.getRandomValues(new Uint8Array(4));
+      this.key = key;
+      this.epoch += 1;
+      this.seq = 0n;
+      return this.epoch;
+    });
+  }
+
+  /**
+   * The current group key wrapped to one viewer: a whole KEY_WRAP frame (header, 12-byte
+   * random nonce, sealed key and prefix), exactly as the Python agent makes it.
+   * @param {PublicKey} recipient @param {number} slot 1..RECORDING_SLOT
+   * @returns {Promise<Uint8Array>}
+   */
+  wrapFor(recipient, slot) {
+    return this.serial.run(async () => {
+      if (!Number.isInteger(slot) || slot <= AGENT_SLOT || slot > RECORDING_SLOT) {
+        throw new ProtocolError("unexpected_frame", `cannot wrap a key to slot ${slot}`);
+      }
+      const own = this.pairs.get(recipient.algorithm);
+      if (!own) throw new ProtocolError("unsupported_algorithm", `the sender has no ${recipient.algorithm} key`);
+      const secret = await own.exchange(recipient);
+      const wrapKey = await deriveAesKey(secret, this.salt, WRAP_INFO, this.epoch, slot, ["encrypt"]);
+      const header = packHeader(FrameType.KEY_WRAP, slot, this.epoch, 0, Flags.NONE);
+      const iv = crypto.getRandomValues(new Uint8Array(12));
+      const sealed = await requireSubtle().encrypt(
+        { name: "AES-GCM", iv, additionalData: header },
+        wrapKey,
+        concatBytes(this.groupKey, this.prefix),
+      );
+      return concatBytes(header, iv, new Uint8Array(sealed));
+    });
+  }
+
+  /**
+   * Seal one frame under the group key, once for every viewer.
+   * @param {number} type one of GROUP_TYPES
+   * @param {Uint8Array} payload the plaintext (an update, a cursor, chat text)
+   * @returns {Promise<{frame: Uint8Array, epoch: number, seq: bigint}>}
+   */
+  sealUpdate(type, payload, { slot = BROADCAST_SLOT, flags = Flags.NONE } = {}) {
+    return this.serial.run(async () => {
+      if (!GROUP_TYPES.has(type) || flags & Flags.PAIRWISE || slot === AGENT_SLOT) {
+        throw new ProtocolError("unexpected_frame", `${typeName(type)} to slot ${slot} is not a group frame`);
+      }
+      if (this.seq === U64_MAX) throw new ProtocolError("sequence_exhausted", "sequence numbers of this epoch used up");
+      this.seq += 1n;
+      const { epoch, seq } = this;
+      const header = packHeader(type, slot, epoch, seq, flags);
+      const iv = seqNonce(this.prefix, seq);
+      const sealed = await requireSubtle().encrypt({ name: "AES-GCM", iv, additionalData: header }, this.key, payload);
+      return { frame: concatBytes(header, new Uint8Array(sealed)), epoch, seq };
+    });
   }
 }
 

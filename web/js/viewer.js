@@ -111,6 +111,14 @@ export class Viewer extends EventTarget {
     return "observing";
   }
 
+  /**
+   * What shows the customer's screen, as the `join` of slot 0 says: "agent", or "browser"
+   * when the customer page shares its own screen, which can only show (no control).
+   */
+  get source() {
+    return this.participants.get(AGENT_SLOT)?.source ?? "agent";
+  }
+
   /** Input may leave the page only while we hold control and the agent gave us a key. */
   get mayInput() {
     return this.status === "controlling" && this.pairwise !== null && this.ws?.readyState === WebSocket.OPEN;
@@ -205,7 +213,7 @@ export class Viewer extends EventTarget {
 
   /** Ask for control; `reason` is shown to the customer (one line, cut as the broker cuts it). */
   requestControl(reason = "") {
-    if (this.slot === null || this.status !== "observing") return false;
+    if (this.slot === null || this.status !== "observing" || this.source === "browser") return false;
     this.requestIds += 1;
     this.controlPending = true;
     const why = cleanText(reason, CONSENT_REASON_MAX);
