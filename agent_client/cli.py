@@ -4,6 +4,10 @@
 capture), because the session code is single use: only then does it exchange the code for an
 agent token (`POST /api/v1/join`) and connect to the broker's agent endpoint.
 
+`rsb-agent` alone (or `rsb-agent join` without a code) asks for the code in a window when there
+is a display, else on the terminal (agent_client/join_window.py), with the broker from
+`--broker` (the download passes the address it was built with) or `$RSB_BROKER`.
+
 `rsb-agent attach --broker URL` is what the customer page tells the customer to run after they
 entered the code there: the agent token comes from the environment (`RSB_AGENT_TOKEN`) or a
 file (`--token-file`), never from the command line, where every local user could read it with
@@ -37,11 +41,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from agent_client import texts
 from agent_client.prompt import Language, language_from
 from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
 from agent_client.transport import websocket_connector
 
-__all__ = ["TOKEN_ENV", "main", "parse_target", "read_agent_token", "token_claims"]
+__all__ = [
+    "BROKER_ENV",
+    "TOKEN_ENV",
+    "default_broker",
+    "main",
+    "parse_target",
+    "read_agent_token",
+    "token_claims",
+]
+
+log = logging.getLogger(__name__)
 
 try:
     VERSION = metadata.version("remote-support-broker")
@@ -53,6 +68,8 @@ _CODE_SEPARATORS = re.compile(r"[ .-]")
 _MAX_RESPONSE = 64 * 1024
 _MAX_TOKEN = 8 * 1024
 TOKEN_ENV = "RSB_AGENT_TOKEN"
+BROKER_ENV = "RSB_BROKER"
+LOG_ENV = "RSB_AGENT_LOG"
 
 EPILOG = """\
 While a session runs, type one letter and Enter at any time:
@@ -74,6 +91,15 @@ class UsageError(Exception):
 
 class Unreachable(Exception):
     """The broker could not be reached or failed (exit code 3)."""
+
+
+class CodeRefused(UsageError):
+    """The broker answered the join with a 4xx status (exit code 2)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"the broker refused the code: {message}")
+        self.status = status
+        self.message = message
 
 
 def parse_target(target: str, broker: str | None) -> tuple[str, str]:
@@ -155,7 +181,7 @@ def post_join(broker: str, code: str, context: ssl.SSLContext | None) -> JoinInf
     except urllib.error.HTTPError as exc:
         message = _json(exc.read(_MAX_RESPONSE)).get("message") or exc.reason
         if 400 <= exc.code < 500:
-            raise UsageError(f"the broker refused the code: {message}") from None
+            raise CodeRefused(exc.code, str(message)) from None
         raise Unreachable(f"the broker failed (HTTP {exc.code}): {message}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise Unreachable(f"cannot reach {broker}: {exc}") from None
@@ -271,8 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    join.add_argument("target", metavar="CODE_OR_LINK", help="10-digit code or join link")
-    join.add_argument("--broker", help="broker URL, e.g. https://support.example")
+    join.add_argument(
+        "target",
+        metavar="CODE_OR_LINK",
+        nargs="?",
+        help="10-digit code or join link (none: ask for it in a window or on the terminal)",
+    )
+    join.add_argument(
+        "--broker", help=f"broker URL, e.g. https://support.example (default ${BROKER_ENV})"
+    )
     join.set_defaults(start=_join)
     attach = commands.add_parser(
         "attach",
@@ -295,10 +328,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `rsb-agent`; returns the exit code."""
     logging.basicConfig(level=logging.WARNING, format="rsb-agent: %(message)s")
-    args = build_parser().parse_args(argv)
+    if os.environ.get(LOG_ENV, "").lower() == "debug":
+        # What the windows show (tests read it), not the connection's frame dumps.
+        for name in ("prompt_tk", "join_window", "indicator", "cli"):
+            logging.getLogger(f"agent_client.{name}").setLevel(logging.DEBUG)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or (words[0].startswith("-") and words[0] not in ("-h", "--help", "--version")):
+        words.insert(0, "join")  # `rsb-agent` alone, as a download is started: ask for the code
+    args = build_parser().parse_args(words)
     try:
         start: Callable[[argparse.Namespace], int] = args.start
         return start(args)
+    except CodeRefused as exc:
+        from agent_client.join_window import failure_for
+
+        refusal = failure_for(exc.status, exc.message).text_in(_language(args))
+        print(f"rsb-agent: {refusal}", file=sys.stderr)
+        return ExitStatus.BAD_INPUT
     except UsageError as exc:
         print(f"rsb-agent: {exc}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
@@ -308,8 +354,68 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _join(args: argparse.Namespace) -> int:
+    if args.target is None:
+        return _join_asking(args)
     broker, code = parse_target(args.target, args.broker)
     return _start(args, lambda context: post_join(broker, code, context))
+
+
+def default_broker(environ: Mapping[str, str]) -> str:
+    """The broker to offer when `--broker` is not given: ``$RSB_BROKER``, else none.
+
+    The single-file agent passes the address baked in at build time as ``--broker``
+    (packaging/agent_entry.py), so it needs nothing here.
+    """
+    return environ.get(BROKER_ENV, "")
+
+
+def _language(args: argparse.Namespace) -> Language:
+    lang: Language = language_from(os.environ) if args.lang == "auto" else args.lang
+    return lang
+
+
+def _join_asking(args: argparse.Namespace) -> int:
+    """`rsb-agent` without a code: the join window, or the terminal without a display."""
+    from agent_client.join_window import JoinFailed, JoinWindow, ask_on_terminal
+    from agent_client.prompt import PromptUnavailable
+    from agent_client.prompt_tk import TkThread, tk_available
+
+    broker = args.broker or default_broker(os.environ)
+    language = _language(args)
+
+    def attempt(context: ssl.SSLContext) -> Callable[[str, str], JoinInfo]:
+        def one(url: str, digits: str) -> JoinInfo:
+            try:
+                return post_join(url, digits, context)
+            except CodeRefused as exc:
+                from agent_client.join_window import failure_for
+
+                raise failure_for(exc.status, exc.message) from None
+            except Unreachable as exc:
+                log.info("join failed: %s", exc)
+                raise JoinFailed("unreachable", {"broker": url}) from None
+
+        return one
+
+    if args.ui != "terminal" and tk_available():
+        thread = TkThread()
+        try:
+            thread.start()
+        except PromptUnavailable as exc:
+            print(f"rsb-agent: {exc}; asking on the terminal instead", file=sys.stderr)
+        else:
+            window = JoinWindow(thread, broker, language)
+            return _start(
+                args,
+                lambda context: window.run(attempt(context)),
+                tk_thread=thread,
+                language=lambda: window.language,
+            )
+    return _start(
+        args,
+        lambda context: ask_on_terminal(broker, language, attempt(context)),
+        ui="terminal",
+    )
 
 
 def _attach(args: argparse.Namespace) -> int:
@@ -322,12 +428,27 @@ def _attach(args: argparse.Namespace) -> int:
     return _start(args, lambda context: info)
 
 
-def _start(args: argparse.Namespace, get_info: Callable[[ssl.SSLContext], JoinInfo]) -> int:
-    """Check options, open capture and input, then get the session (which may spend a code)."""
+def _start(
+    args: argparse.Namespace,
+    get_info: Callable[[ssl.SSLContext], JoinInfo | None],
+    *,
+    ui: str | None = None,
+    tk_thread: Any = None,
+    language: Callable[[], Language] | None = None,
+) -> int:
+    """Check options, open capture and input, then get the session (which may spend a code).
+
+    Args:
+        args: The parsed arguments.
+        get_info: Joins (or reads the token); None if the customer gave up asking for a code.
+        ui: The prompt to use; None to choose from ``--ui``.
+        tk_thread: The join window's Tk thread, which the consent dialog takes over.
+        language: The language the customer chose in the join window.
+    """
     if not 1 <= args.max_fps <= 60:
         raise UsageError("--max-fps must be between 1 and 60")
     context = _tls_context(args.ca)
-    ui = _choose_ui(args.ui)
+    ui = "tk" if tk_thread is not None else ui or _choose_ui(args.ui)
     from agent_client import platform  # after argument checks: it imports numpy and mss
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsb-capture")
@@ -338,8 +459,15 @@ def _start(args: argparse.Namespace, get_info: Callable[[ssl.SSLContext], JoinIn
         raise UsageError(str(exc)) from None
     try:
         info = get_info(context)  # a join code is spent from here on
-        language = language_from(os.environ) if args.lang == "auto" else args.lang
-        return asyncio.run(_run(info, context, ui, kit, executor, args.max_fps, language))
+        chosen = language() if language is not None else _language(args)
+        if info is None:
+            if tk_thread is not None:
+                tk_thread.stop()
+            print(f"rsb-agent: {texts.text('no_code', chosen)}", file=sys.stderr)
+            return ExitStatus.BAD_INPUT
+        return asyncio.run(
+            _run(info, context, ui, kit, executor, args.max_fps, chosen, tk_thread=tk_thread)
+        )
     finally:
         executor.submit(kit.close).result()
         executor.shutdown()
@@ -371,6 +499,8 @@ async def _run(
     executor: ThreadPoolExecutor,
     max_fps: float,
     language: Language = "en",
+    *,
+    tk_thread: Any = None,
 ) -> int:
     from agent_client.prompt import PromptUnavailable, TerminalPrompt
     from agent_client.prompt_tk import TkPrompt
@@ -397,10 +527,17 @@ async def _run(
             options=options,
         )
 
-    session = make(TkPrompt(language=language) if ui == "tk" else TerminalPrompt(language=language))
+    window = TkPrompt(language=language, tk_thread=tk_thread, linger=True) if ui == "tk" else None
+    session = make(window or TerminalPrompt(language=language))
     _on_signals(session.request_end)
     try:
-        return await session.run()
+        status = await session.run()
+        if window is not None:
+            if status is not ExitStatus.ENDED:
+                # A customer without a terminal must be able to read why it stopped.
+                await asyncio.to_thread(window.linger_until_closed)
+            window.stop()
+        return status
     except PromptUnavailable as exc:  # raised before anything was sent
         print(f"rsb-agent: {exc}; using the terminal instead", file=sys.stderr)
         session = make(TerminalPrompt(language=language))

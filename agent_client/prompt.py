@@ -10,7 +10,13 @@ Questions are asked one at a time, in arrival order. The commands work at any mo
 while a question is open: pausing, revoking or ending must never wait for anything.
 
 The question itself is worded in English or Spanish (``QUESTION_TEXTS``, chosen with
-``rsb-agent --lang`` or from the locale: ``language_from``), the same words in every UI.
+``rsb-agent --lang`` or from the locale: ``language_from``), the same words in every UI, and so
+is everything else the customer reads (``agent_client.texts``). The read-back words come from
+the word list of the customer's language; the digits are the same in every language, and are
+what customer and engineer compare when their words differ.
+
+A prompt that can also show who is watching right now implements ``ActivityDisplay``: the
+session tells it after every change of consent (``AgentSession._show_activity``).
 """
 
 from __future__ import annotations
@@ -22,17 +28,23 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal, Protocol, TextIO
+from typing import Protocol, TextIO, runtime_checkable
 
 from agent_client.consent import PendingRequest
+from agent_client.texts import LANGUAGES, Language, notice_in, text
 from rsb_protocol.messages import CONSENT_REASON_MAX, Level, Permission, clean_text
 from rsb_protocol.readback import ReadbackString
 
 __all__ = [
     "COMMAND_HELP",
+    "LANGUAGES",
+    "Activity",
+    "ActivityDisplay",
     "Banner",
     "Command",
     "ConsentPrompt",
+    "Language",
+    "Watcher",
     "PromptUnavailable",
     "Question",
     "QuestionQueue",
@@ -40,9 +52,6 @@ __all__ = [
     "describe",
     "language_from",
 ]
-
-Language = Literal["en", "es"]
-LANGUAGES: tuple[Language, ...] = ("en", "es")
 
 QUESTION_TEXTS: Mapping[Language, Mapping[str, str]] = {
     "en": {
@@ -59,6 +68,9 @@ QUESTION_TEXTS: Mapping[Language, Mapping[str, str]] = {
         "readback": "  Read-back: {words}  ({digits})",
         "readback_help": (
             "  Ask the engineer to read these words to you. If they differ, answer no."
+        ),
+        "readback_digits": (
+            "  If the engineer's words are in another language, compare the digits instead."
         ),
         "allow": "Allow? Type y or n, then Enter:",
         "L1": "support desk",
@@ -79,6 +91,9 @@ QUESTION_TEXTS: Mapping[Language, Mapping[str, str]] = {
         "readback": "  Palabras:  {words}  ({digits})",
         "readback_help": (
             "  Pida al técnico que le lea estas palabras. Si no coinciden, responda no."
+        ),
+        "readback_digits": (
+            "  Si las palabras del técnico están en otro idioma, compare las cifras."
         ),
         "allow": "¿Lo permite? Escriba s o n y pulse Intro:",
         "L1": "asistencia de primer nivel",
@@ -118,10 +133,7 @@ class Command(Enum):
     """End the session."""
 
 
-COMMAND_HELP = (
-    "Commands (type the letter, then Enter): "
-    "p = pause/resume,  r = take back control,  v = stop all viewing,  e = end the session"
-)
+COMMAND_HELP = text("command_help", "en")
 
 
 @dataclass(frozen=True)
@@ -131,6 +143,39 @@ class Banner:
     case_number: str
     engineer: str
     broker: str
+
+    def engineer_in(self, language: Language) -> str:
+        """The engineer line in `language` (``attach`` does not know the name yet)."""
+        if self.engineer == ENGINEER_UNNAMED:
+            return text("named_in_each_request", language)
+        return self.engineer
+
+
+ENGINEER_UNNAMED = text("named_in_each_request", "en")
+"""What `AgentSession.run` puts in ``Banner.engineer`` when the join did not name anyone."""
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """An engineer the customer let in, as the indicator names them."""
+
+    name: str
+    level: str | None
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Who can see the screen and who controls it, right now, as the agent itself recorded.
+
+    Attributes:
+        viewers: Every engineer admitted to view (paused or not), by slot.
+        controller: The one engineer holding control, if any (also among `viewers`).
+        paused: Nothing is shared while paused, though the grants stay.
+    """
+
+    viewers: tuple[Watcher, ...] = ()
+    controller: Watcher | None = None
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,9 +211,11 @@ def describe(question: Question, language: Language = "en") -> list[str]:
     lines += [
         words["recorded"].format(recorded=words["recorded_yes" if r.recorded else "recorded_no"]),
         words["readback"].format(
-            words=" ".join(question.readback.words), digits=f"{digits[:3]} {digits[3:]}"
+            words=" ".join(question.readback.words_in(language)),
+            digits=f"{digits[:3]} {digits[3:]}",
         ),
         words["readback_help"],
+        words["readback_digits"],
     ]
     return lines
 
@@ -194,6 +241,15 @@ class ConsentPrompt(Protocol):
 
     def close(self) -> None:
         """Stop listening; open questions resolve to None."""
+        ...
+
+
+@runtime_checkable
+class ActivityDisplay(Protocol):
+    """A consent UI that also shows, at all times, who is watching (agent_client.indicator)."""
+
+    def show_activity(self, activity: Activity) -> None:
+        """Show `activity` (called on the event loop after each change; nothing if unchanged)."""
         ...
 
 
@@ -279,11 +335,17 @@ class TerminalPrompt:
 
     def start(self, banner: Banner, on_command: Callable[[Command], None]) -> None:
         self._on_command = on_command
+        language = self._language
         self._print(
-            f"rsb-agent: remote support for case {banner.case_number}",
-            f"  engineer {banner.engineer}, via {banner.broker}",
-            "Nothing on this computer is shared until you answer yes to a question below.",
-            COMMAND_HELP,
+            text("term_banner", language, case=banner.case_number),
+            text(
+                "term_engineer",
+                language,
+                engineer=banner.engineer_in(language),
+                broker=banner.broker,
+            ),
+            text("term_nothing", language),
+            text("command_help", language),
         )
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
@@ -301,11 +363,11 @@ class TerminalPrompt:
 
     def withdraw(self, request: PendingRequest) -> None:
         if self._questions.current and self._questions.current.request == request:
-            self._print("(That request was withdrawn.)")
+            self._print(text("withdrawn", self._language))
         self._questions.withdraw(request)
 
     def notice(self, text: str) -> None:
-        self._print(f"* {text}")
+        self._print(f"* {notice_in(text, self._language)}")
 
     def close(self) -> None:
         self._questions.close()
@@ -324,18 +386,21 @@ class TerminalPrompt:
                 # No one can answer from here (stdin closed): no consent without a person.
                 self._eof = True
                 self._questions.close()
-                self._print("* Input closed: every request will be refused.")
+                self._print(text("input_closed", self._language))
                 return
             word = line.strip().lower()
             if word in ("y", "yes", "s", "si", "sí", "n", "no"):
                 if not self._questions.answer(not word.startswith("n")):
-                    self._print("* There is no question to answer right now.")
+                    self._print(text("no_question_now", self._language))
             elif word in {c.value for c in Command}:
                 self._on_command(Command(word))
-            elif word in ("h", "?", "help"):
-                self._print(COMMAND_HELP)
+            elif word in ("h", "?", "help", "ayuda"):
+                self._print(text("command_help", self._language))
             elif word:
-                self._print(f"* Unknown command {word[:20]!r}. {COMMAND_HELP}")
+                help = text("command_help", self._language)
+                self._print(
+                    text("unknown_command", self._language, word=repr(word[:20]), help=help)
+                )
 
     def _print(self, *lines: str) -> None:
         # Names and chat text come from the network: no escape sequence reaches the terminal.

@@ -36,9 +36,19 @@ from agent_client.inject import InputInjector
 from agent_client.input_gate import InjectionFailed, InputGate
 from agent_client.keyring import DEFAULT_ALGORITHMS, Keyring
 from agent_client.pointer import PointerProbe
-from agent_client.prompt import Banner, Command, ConsentPrompt, Question
+from agent_client.prompt import (
+    ENGINEER_UNNAMED,
+    Activity,
+    ActivityDisplay,
+    Banner,
+    Command,
+    ConsentPrompt,
+    Question,
+    Watcher,
+)
 from agent_client.screen_loop import ScreenLoop
 from agent_client.session_rules import CloseVerdict, close_verdict, reconnect_delays
+from agent_client.texts import TEXTS
 from agent_client.transport import (
     ConnectFailed,
     Connector,
@@ -47,6 +57,7 @@ from agent_client.transport import (
     Transport,
     TransportClosed,
 )
+from rsb_protocol.close_codes import CloseCode
 from rsb_protocol.e2e import PublicKey
 from rsb_protocol.errors import E2EError, ProtocolError, VersionMismatch
 from rsb_protocol.framing import (
@@ -190,6 +201,8 @@ class AgentSession:
         self._stop = asyncio.Event()
         self._connections = 0
         self._organisation = "the support team"
+        self._levels: dict[int, str | None] = {}
+        self._activity = Activity()
         self._handlers: dict[type[Message], Callable[[Any], Change]] = {
             State: self._on_state,
             Join: self._on_join,
@@ -206,7 +219,7 @@ class AgentSession:
         """Run until the session ends or the broker cannot be reached; returns the exit code."""
         join = self._join
         level = f" ({join.engineer_level})" if join.engineer_level else ""
-        engineer = join.engineer_name + level if join.engineer_name else "named in each request"
+        engineer = join.engineer_name + level if join.engineer_name else ENGINEER_UNNAMED
         banner = Banner(join.case_number, engineer, join.broker)
         self._prompt.start(banner, self.on_command)
         try:
@@ -351,6 +364,9 @@ class AgentSession:
         verdict, text = close_verdict(exc.code)
         if verdict is CloseVerdict.ENDED:
             self._apply(self.consent.end(Origin.REMOTE))
+        elif exc.code == CloseCode.AGENT_OUTDATED:
+            # Refused for good like any REFUSED code, with the one thing the customer can do.
+            self._prompt.notice(_OUTDATED)
         elif verdict is CloseVerdict.FAILED:
             self._prompt.notice(f"Disconnected for good: {text}.")
         else:
@@ -415,6 +431,7 @@ class AgentSession:
             return NOTHING
         if self.consent.participant(message.slot) not in (None, message.participant):
             self.keyring.forget(message.slot)  # a new person in that slot: not their key
+        self._levels[message.slot] = message.level.value if message.level else None
         return self.consent.joined(
             message.slot, message.participant, message.display_name, message.level
         )
@@ -494,6 +511,26 @@ class AgentSession:
             self.screen.kick()
         if self.consent.ended:
             self._finish()
+        self._show_activity()
+
+    def _show_activity(self) -> None:
+        """Tell a prompt that shows who is watching (the indicator) what consent now allows."""
+        if not isinstance(self._prompt, ActivityDisplay):
+            return
+        consent = self.consent
+        watchers = {
+            slot: Watcher(consent.display_name(slot) or f"slot {slot}", self._levels.get(slot))
+            for slot in sorted(consent.admitted_viewers())
+        }
+        controller = consent.controller
+        activity = Activity(
+            tuple(watchers.values()),
+            watchers.get(controller) if controller is not None else None,
+            consent.paused,
+        )
+        if activity != self._activity:
+            self._activity = activity
+            self._prompt.show_activity(activity)
 
     def _rekey(self, *, keyframe: bool) -> None:
         for wrap in self.keyring.rekey(self.consent.admitted_viewers()):
@@ -553,6 +590,9 @@ class AgentSession:
         kind = Kind.CURSOR if frame_type is FrameType.CURSOR else Kind.FRAME
         self.outbox.put(data, kind)
         return self.keyring.epoch, _SEQ.unpack_from(data, _SEQ_OFFSET)[0]
+
+
+_OUTDATED = TEXTS["en"]["n_outdated"]
 
 
 def _why(answer: bool | None) -> str:

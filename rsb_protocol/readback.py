@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from rsb_protocol.e2e import PublicKey
 
-__all__ = ["WORDS", "ReadbackString", "readback"]
+__all__ = ["WORDS", "WORDS_ES", "WORD_LISTS", "ReadbackString", "readback"]
 
 READBACK_INFO = b"rsb v1 readback"
 
@@ -56,6 +56,41 @@ WORDS: tuple[str, ...] = tuple(
 )
 """256 short, distinct, easy-to-say English words; index = one byte of the derived value."""
 
+WORDS_ES: tuple[str, ...] = tuple(
+    """
+    abrigo aceite agua ajo ancla anillo antena ardilla armario arroz avena balde ballena
+    banco bandera barba bolsa bosque bota botella brazo broma bufanda burro caballo cabra
+    cadena caldo calle camello camino camisa campana campo canasta cangrejo carne casa
+    castillo cebolla cebra cepillo cerdo cereza chaleco chispa cine ciruela clavo coche
+    cohete collar colmena cometa concha conejo copa cordero corona cuadro cuchara cuello
+    cuerda cuervo cueva cuna dedo diente disco ducha escoba espejo esponja estufa farol
+    feria fideo fiesta flauta flecha flor foca fresa fruta fuego gafas galleta gallina ganso
+    gato gaviota gigante girasol globo goma gorra grano guante guitarra gusano hada harina
+    helado hielo hierba higo hongo horno huevo iglesia isla jarra jaula jirafa joya jugo
+    lagarto lata lazo leche lechuga lengua lente libreta libro lima lluvia lupa madera
+    maleta manta mantel manzana mapa marco marea mesa metro miel mina mochila molino moneda
+    mono mosca motor muro museo naranja nariz nevera nieve nube nudo nuez ola olivo oso
+    oveja paja palacio paloma pan papel pastel patata patio pavo peine pelota pepino perla
+    perro pez pie piedra pincel pinza pipa pirata piscina pista pizarra planta plato playa
+    pollo polvo postre pueblo puente puerta pulpo puma rana receta regalo regla reloj remo
+    rey roble rodilla rosa rueda salsa sapo selva semilla seta silla sirena sobre sol suelo
+    tabla tambor tarta taxi teatro techo teja tenedor tesoro tienda tierra tigre tijera
+    tinta tiza toalla tomate toro torre tortuga tren trigo trompeta trueno tubo uva vaca
+    vaquero vela ventana verano vestido viento vino violeta yate yegua yogur zapato zorro
+    zumo
+    """.split()
+)
+"""256 short, common Spanish nouns for a Spanish-speaking customer, at the same indices as
+``WORDS``: ``WORDS_ES[i]`` stands for the same byte as ``WORDS[i]``, so the words say the same
+thing in either language. No accents or ñ, and no two words that sound alike or nearly alike
+where s/z/c, b/v, ll/y sound the same and h is silent (checked by tests/unit/test_readback_es.py).
+The digits are the same in every language: people whose words differ compare the digits."""
+
+WORD_LISTS = {"en": WORDS, "es": WORDS_ES}
+"""The word list of each language a read-back can be shown in."""
+
+_INDEX = {word: index for index, word in enumerate(WORDS)}
+
 
 @dataclass(frozen=True)
 class ReadbackString:
@@ -71,6 +106,19 @@ class ReadbackString:
 
     def __str__(self) -> str:
         return f"{self.digits[:3]} {self.digits[3:]} / {' '.join(self.words)}"
+
+    def words_in(self, language: str) -> tuple[str, ...]:
+        """The same four words from the word list of `language` ("en" or "es").
+
+        Args:
+            language: A key of ``WORD_LISTS``; any other is taken as English.
+
+        Returns:
+            The words at the same indices in that list (a word outside ``WORDS``, which only
+            a hand-built value has, is kept as it is).
+        """
+        words = WORD_LISTS.get(language, WORDS)
+        return tuple(words[_INDEX[w]] if w in _INDEX else w for w in self.words)
 
 
 def _entry(key: PublicKey) -> bytes:

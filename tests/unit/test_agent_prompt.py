@@ -22,7 +22,7 @@ from agent_client.prompt import (
 from rsb_protocol.messages import ConsentRequest, Level, Permission
 from rsb_protocol.readback import ReadbackString
 
-READBACK = ReadbackString("042917", ("apple", "river", "stone", "cloud"))
+READBACK = ReadbackString("042917", ("apple", "radio", "volcano", "flute"))
 REASON = "to reinstall the printer driver"
 
 
@@ -40,8 +40,9 @@ def test_english_control_question_says_why() -> None:
         "  Case:      C-000123",
         f"  Reason:    {REASON}",
         "  Recorded:  no, this session is not recorded",
-        "  Read-back: apple river stone cloud  (042 917)",
+        "  Read-back: apple radio volcano flute  (042 917)",
         "  Ask the engineer to read these words to you. If they differ, answer no.",
+        "  If the engineer's words are in another language, compare the digits instead.",
     ]
 
 
@@ -52,8 +53,9 @@ def test_spanish_control_question_says_why() -> None:
         "  Caso:      C-000123",
         f"  Motivo:    {REASON}",
         "  Grabación: no, esta sesión no se graba",
-        "  Palabras:  apple river stone cloud  (042 917)",
+        "  Palabras:  ardilla puma uva flauta  (042 917)",
         "  Pida al técnico que le lea estas palabras. Si no coinciden, responda no.",
+        "  Si las palabras del técnico están en otro idioma, compare las cifras.",
     ]
 
 
@@ -70,7 +72,7 @@ def test_a_control_request_without_a_reason_says_so(language: str, none: str) ->
 def test_viewing_has_no_reason_line(language: str) -> None:
     lines = describe(Question(_request(Permission.VIEW, ""), READBACK), language)  # type: ignore[arg-type]
     assert not [line for line in lines if "Reason" in line or "Motivo" in line]
-    assert len(lines) == 6
+    assert len(lines) == 7
 
 
 def test_the_agent_cleans_the_reason_itself() -> None:
