@@ -5,10 +5,11 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
+DIST_STAMP := $(VENV)/.dist-installed
 # Pins what CI installs (as constraints: extras the lock does not name stay free).
 LOCK := requirements/ci-lock.txt
 
-.PHONY: run test lint types unit bench clean system-deps lock
+.PHONY: run test lint types unit bench clean system-deps lock agent-dist
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +19,14 @@ $(RUN_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[server,agent]'
 	touch $@
 
+# The tests build the single-file agent too (tests/integration/test_agent_dist.py): dist extra.
 $(TEST_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
-	touch $@ $(RUN_STAMP)
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,dist]'
+	touch $@ $(RUN_STAMP) $(DIST_STAMP)
+
+$(DIST_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[agent,dist]'
+	touch $@
 
 $(BENCH_STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[bench]'
@@ -47,6 +53,12 @@ types: $(TEST_STAMP)
 unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/unit tests/fuzz
 
+## The single-file agent for this OS and architecture (PyInstaller, packaging/agent.spec), into
+## dist/agent/ where the broker serves it; cached in build/agent-cache. Then sign it:
+## `.venv/bin/rsb release sign dist/agent/rsb-agent-linux-x86_64 --key release.pem`.
+agent-dist: $(DIST_STAMP)
+	$(BIN)/python packaging/build_agent.py
+
 ## Benchmarks (issue 5): about 15 minutes on loopback; rewrites docs/benchmarks.md and its chart.
 ## MeshCentral is installed with npm into /tmp/rsb-bench-peers (reported unavailable without npm).
 ## One part alone: `.venv/bin/python -m bench PART`, e.g. `login` (issue 11's login burst, about
@@ -57,11 +69,11 @@ bench: $(BENCH_STAMP) system-deps
 ## Rewrite the lock from a fresh virtualenv with the dev extra (after changing pyproject.toml).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet '.[dev]'
+	.lock-venv/bin/pip install --quiet '.[dev,dist]'
 	{ echo "# What make test installs, as pip constraints (make lock rewrites it from a fresh venv)."; \
 	  echo "# tests/unit/test_dependencies.py checks it against the advisory floors."; \
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^remote-support-broker'; } > $(LOCK)
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) var build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from broker import loop_lag
-from broker.api import audit_routes, auth_routes, session_routes
+from broker.api import audit_routes, auth_routes, download_routes, session_routes
 from broker.api.middleware import count_requests, error_middleware, security_headers
 from broker.api.openapi import build_openapi
 from broker.api.routing import ApiRoute, add_routes, json_response
@@ -55,6 +55,7 @@ API_ROUTES: list[ApiRoute] = [
     *auth_routes.ROUTES,
     *session_routes.ROUTES,
     *audit_routes.ROUTES,
+    *download_routes.ROUTES,
 ]
 
 
@@ -212,6 +213,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     )
     app[SETTINGS_KEY] = settings
     app[CLOCK_KEY] = clock
+    app.cleanup_ctx.append(download_routes.catalogue_ctx)  # a bad release key stops start-up
     app.cleanup_ctx.append(_services_ctx)
     app.cleanup_ctx.append(_loop_lag_ctx)
     app.cleanup_ctx.append(_relay_ctx)

@@ -1,4 +1,5 @@
-"""``rsb``: run the broker and administer it (users, keys, audit) from the command line.
+"""``rsb``: run the broker and administer it (users, keys, audit, release signing) from the
+command line.
 
 The first admin is created here (``rsb users add NAME --role admin --password-stdin``); the
 web has no setup endpoint, so nobody can claim a fresh install over the network.
@@ -11,6 +12,7 @@ import asyncio
 import errno
 import gc
 import getpass
+import hashlib
 import logging
 import os
 import signal
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from broker import release
 from broker.api.server import BrokerRunner, raise_open_file_limit
 from broker.app import create_app, utc_now
 from broker.audit.checkpoint import Anchor, AnchorError
@@ -320,6 +323,85 @@ def cmd_audit_head(args: argparse.Namespace) -> int:
     return asyncio.run(_with_services(_settings(args), body))
 
 
+# --- release signing ------------------------------------------------------------------------
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    if not args.passphrase_stdin:
+        return None
+    passphrase = sys.stdin.readline().rstrip("\r\n")
+    if not passphrase:
+        raise ValueError("--passphrase-stdin was given but standard input had no passphrase")
+    return passphrase.encode()
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode`` from the start (never a moment world-readable); refuse to
+    replace an existing file, so a release key is never overwritten by accident."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise ValueError(f"{path} exists; remove it first or pick another name") from None
+    except OSError as exc:
+        raise ValueError(f"cannot create {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def cmd_release_keygen(args: argparse.Namespace) -> int:
+    passphrase = _passphrase(args)
+    if passphrase is not None and len(passphrase) < 12:
+        print("error: the passphrase must be at least 12 characters", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    public_out = Path(args.public_out or f"{args.out}.pub")
+    key = release.generate_key()
+    _write_new(out, release.private_key_pem(key, passphrase), 0o600)
+    _write_new(public_out, release.public_key_pem(key), 0o644)
+    print(f"release private key written to {out} (mode 0600); keep it offline")
+    print(f"public key written to {public_out}; set release_public_key to publish it")
+    print(f"fingerprint {release.fingerprint(key.public_key())}")
+    return 0
+
+
+def cmd_release_sign(args: argparse.Namespace) -> int:
+    key = release.load_private_key(_read(args.key, "key"), _passphrase(args))
+    data = _read(args.file, "file")
+    signature = release.sign(data, key)
+    target = Path(f"{args.file}{release.SIGNATURE_SUFFIX}")
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(signature)
+    os.replace(partial, target)  # a reader sees the old signature or the new one, never half
+    print(f"signed {args.file} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})")
+    print(f"signature written to {target} ({release.SIGNATURE_SIZE} raw bytes)")
+    print(f"key fingerprint {release.fingerprint(key.public_key())}")
+    return 0
+
+
+def cmd_release_verify(args: argparse.Namespace) -> int:
+    key = release.load_public_key(_read(args.public_key, "public key"))
+    signature_path = args.signature or f"{args.file}{release.SIGNATURE_SUFFIX}"
+    signature = _read(signature_path, "signature")
+    data = _read(args.file, "file")
+    try:
+        release.verify(data, signature, key)
+    except release.BadSignature as exc:
+        print(f"BAD signature: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"signature OK: {args.file} (sha256 {hashlib.sha256(data).hexdigest()}) was signed by "
+        f"the key with fingerprint {release.fingerprint(key)}"
+    )
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -407,6 +489,35 @@ def build_parser() -> argparse.ArgumentParser:
     export = audit.add_parser("export", parents=[common], help="write events as JSON lines")
     export.add_argument("-o", "--output", default=None)
     export.set_defaults(func=cmd_audit_export)
+
+    signing = sub.add_parser(
+        "release", help="sign the downloadable agent with the organisation's release key"
+    ).add_subparsers(dest="release_command", required=True)
+    keygen = signing.add_parser("keygen", help="create an Ed25519 release key pair")
+    keygen.add_argument("--out", required=True, metavar="FILE", help="private key (PEM, 0600)")
+    keygen.add_argument(
+        "--public-out", default=None, metavar="FILE", help="public key (default: FILE.pub)"
+    )
+    keygen.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="encrypt the private key with a passphrase read from standard input",
+    )
+    keygen.set_defaults(func=cmd_release_keygen)
+    sign = signing.add_parser("sign", help="write FILE.sig, a detached Ed25519 signature")
+    sign.add_argument("file", metavar="FILE")
+    sign.add_argument("--key", required=True, metavar="KEY", help="private key from keygen")
+    sign.add_argument(
+        "--passphrase-stdin", action="store_true", help="the key's passphrase, on standard input"
+    )
+    sign.set_defaults(func=cmd_release_sign)
+    check = signing.add_parser("verify", help="check FILE against FILE.sig; exit 1 if it differs")
+    check.add_argument("file", metavar="FILE")
+    check.add_argument("--public-key", required=True, metavar="PUB", help="public key (PEM)")
+    check.add_argument(
+        "--signature", default=None, metavar="SIG", help="the signature (default: FILE.sig)"
+    )
+    check.set_defaults(func=cmd_release_verify)
 
     # Listed here for `rsb --help`; `main` hands everything after `view` to rsb_viewer.cli.
     sub.add_parser(
