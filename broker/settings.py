@@ -120,6 +120,12 @@ def _optional_path(value: Any) -> Path | None:
     return Path(value) if value not in (None, "") else None
 
 
+def _path(value: Any) -> Path:
+    if value in (None, ""):
+        raise ValueError("must be a path")
+    return Path(value)
+
+
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # as they appear in an Origin
 
@@ -157,6 +163,8 @@ class Settings:
     request_header_timeout: timedelta = timedelta(seconds=20)
     request_body_timeout: timedelta = timedelta(seconds=30)
     plans_file: Path | None = None
+    downloads_dir: Path = Path("dist/agent")
+    release_public_key: Path | None = None
     permissions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     plans: Mapping[str, Any] = field(default_factory=dict)
     argon2_time_cost: int = 3
@@ -275,6 +283,8 @@ _FIELD_CASTS: dict[str, Callable[[Any], Any]] = {
     "request_header_timeout": _seconds,
     "request_body_timeout": _seconds,
     "plans_file": _optional_path,
+    "downloads_dir": _path,
+    "release_public_key": _optional_path,
     "argon2_time_cost": _positive_int,
     "argon2_memory_kib": _positive_int,
     "kdf_workers": _non_negative_int,
