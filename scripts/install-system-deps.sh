@@ -12,6 +12,14 @@ command -v xsetroot >/dev/null  || need+=(x11-xserver-utils)
 command -v xwininfo >/dev/null  || need+=(x11-utils)
 command -v chromium >/dev/null  || need+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
+# The single-file agent (make agent-dist, built by the tests) freezes the interpreter's tkinter
+# and needs its shared libpython: Debian's python3 ships both as separate packages.
+py="${PYTHON:-python3}"
+"$py" -c "import tkinter" 2>/dev/null || need+=(python3-tk)
+if [ "$(command -v "$py")" = /usr/bin/python3 ]; then
+    v="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    ls /usr/lib/*-linux-gnu/libpython"$v".so.1* >/dev/null 2>&1 || need+=("libpython$v")
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
