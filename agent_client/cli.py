@@ -23,11 +23,9 @@ import argparse
 import asyncio
 import base64
 import binascii
-import ipaddress
 import json
 import logging
 import os
-import re
 import signal
 import ssl
 import stat
@@ -39,9 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from agent_client import texts
+from agent_client.join_target import EntryError, check_broker, read_entry
 from agent_client.prompt import Language, language_from
 from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
 from agent_client.transport import websocket_connector
@@ -64,7 +62,6 @@ except metadata.PackageNotFoundError:  # running from a source tree that was not
     VERSION = "0.1.0"
 
 USER_AGENT = f"rsb-agent/{VERSION}"
-_CODE_SEPARATORS = re.compile(r"[ .-]")
 _MAX_RESPONSE = 64 * 1024
 _MAX_TOKEN = 8 * 1024
 TOKEN_ENV = "RSB_AGENT_TOKEN"
@@ -116,21 +113,19 @@ def parse_target(target: str, broker: str | None) -> tuple[str, str]:
         UsageError: The code is not 6 to 16 digits, the link is malformed, or no broker
             URL is known.
     """
-    text = target.strip()
-    link_base: str | None = None
-    if "://" in text:
-        parts = urlsplit(text)
-        if not parts.fragment or not parts.path.rstrip("/").endswith("/j"):
-            raise UsageError("a join link looks like https://support.example/j#1234567890")
-        link_base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')[:-2]}"
-        text = parts.fragment
-    digits = _CODE_SEPARATORS.sub("", text)
-    if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 16):
-        raise UsageError("the session code is the 10 digits you were given, e.g. 123 456 7890")
-    base = broker or link_base
-    if base is None:
-        raise UsageError("give the join link, or the code with --broker https://...")
-    return check_broker_url(base), digits
+    try:
+        return read_entry(target, broker)
+    except EntryError as exc:
+        if exc.key == "broker_missing":
+            raise UsageError("give the join link, or the code with --broker https://...") from None
+        if exc.key == "link_bad":
+            link = "https://support.example/j#1234567890"
+            raise UsageError(f"a join link looks like {link}") from None
+        if exc.key in ("broker_bad", "broker_http"):
+            raise _broker_usage(exc, broker or target) from None
+        raise UsageError(
+            "the session code is the 10 digits you were given, e.g. 123 456 7890"
+        ) from None
 
 
 def check_broker_url(url: str) -> str:
@@ -140,21 +135,16 @@ def check_broker_url(url: str) -> str:
         UsageError: Not http(s), no host, or plain http to a host that is not this machine
             (tokens must not cross a network in the clear).
     """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"broker URL must be https://host[:port], got {url[:80]!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise UsageError("plain http is only allowed to this machine; use https://")
-    return url.strip().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return check_broker(url)
+    except EntryError as exc:
+        raise _broker_usage(exc, url) from None
+
+
+def _broker_usage(exc: EntryError, url: str) -> UsageError:
+    if exc.key == "broker_http":
+        return UsageError("plain http is only allowed to this machine; use https://")
+    return UsageError(f"broker URL must be https://host[:port], got {url[:80]!r}")
 
 
 def post_join(broker: str, code: str, context: ssl.SSLContext | None) -> JoinInfo:

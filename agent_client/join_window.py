@@ -17,16 +17,14 @@ the customer gave up.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import queue
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
-from urllib.parse import urlsplit
 
+from agent_client.join_target import EntryError, read_entry
 from agent_client.prompt_tk import TkThread, focus_language, language_switch, show_text
 from agent_client.texts import Language, text
 
@@ -42,21 +40,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-MIN_DIGITS, MAX_DIGITS = 6, 16
-"""What `rsb-agent join` accepts too (broker/sessions/codes.py issues 10 by default)."""
-_SEPARATORS = re.compile(r"[ .-]")
-
-
-@dataclass
-class EntryError(Exception):
-    """What the customer typed cannot be a code or a broker address: `key` says why."""
-
-    key: str
-    values: dict[str, object] = field(default_factory=dict)
-
-    def text_in(self, language: Language) -> str:
-        return text(self.key, language, **self.values)
 
 
 @dataclass
@@ -75,61 +58,6 @@ class JoinFailed(Exception):
 
     def text_in(self, language: Language) -> str:
         return text(self.key, language, **self.values)
-
-
-def read_entry(code_text: str, broker_text: str) -> tuple[str, str]:
-    """Check what the customer typed, before anything is sent.
-
-    Args:
-        code_text: The code (digits with spaces, dots or dashes) or a join link
-            (``https://host/j#1234567890``).
-        broker_text: The support server's address; a link's host is used when this is empty.
-
-    Returns:
-        The broker's base URL without a trailing slash, and the code's digits.
-
-    Raises:
-        EntryError: Empty, not digits, the wrong number of digits, a malformed link, or no
-            usable broker address (plain http only to this machine).
-    """
-    typed = code_text.strip()
-    if not typed:
-        raise EntryError("code_empty")
-    link_base = None
-    if "://" in typed:
-        parts = urlsplit(typed)
-        if not parts.fragment or not parts.path.rstrip("/").endswith("/j"):
-            raise EntryError("link_bad")
-        link_base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')[:-2]}"
-        typed = parts.fragment
-    digits = _SEPARATORS.sub("", typed)
-    if not (digits.isascii() and digits.isdigit()):
-        raise EntryError("code_not_digits")
-    if not MIN_DIGITS <= len(digits) <= MAX_DIGITS:
-        raise EntryError("code_length", {"count": len(digits)})
-    broker = broker_text.strip() or link_base
-    if not broker:
-        raise EntryError("broker_missing")
-    return _check_broker(broker), digits
-
-
-def _check_broker(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise EntryError("broker_bad")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        # The agent token must not cross a network in the clear.
-        raise EntryError("broker_http")
-    return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def failure_for(status: int, message: str) -> JoinFailed:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import ipaddress
 import json
 import os
 import platform
@@ -41,6 +40,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from agent_client.join_target import EntryError, check_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "packaging" / "agent.spec"
@@ -89,24 +90,17 @@ def check_broker_url(url: str) -> str:
             a user name, password, query or fragment, where a secret could hide.
     """
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BuildError(f"--broker-url must be https://host[:port], got {url[:80]!r}")
+    try:
+        checked = check_broker(url)  # the agent's own rule for a broker address
+    except EntryError as exc:
+        if exc.key == "broker_http":
+            raise BuildError("plain http is only allowed to this machine; use https://") from None
+        raise BuildError(f"--broker-url must be https://host[:port], got {url[:80]!r}") from None
     if parts.username or parts.password or parts.query or parts.fragment:
         raise BuildError("--broker-url may carry no user, password, query or fragment")
     if parts.path not in ("", "/"):
         raise BuildError("--broker-url is the broker's base address, without a path")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise BuildError("plain http is only allowed to this machine; use https://")
-    return url.strip().rstrip("/")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return checked
 
 
 def _inputs() -> Iterator[Path]:

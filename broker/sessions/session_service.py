@@ -168,13 +168,7 @@ class SessionService:
             case = await self._cases.get(case_number)
             if case.status in _CLOSED_CASE:
                 raise Conflict(_closed_case_message(case_number, cases.CaseStatus(case.status)))
-            for _ in range(5):
-                code = codes.generate_code(self._settings.code_digits)
-                code_hash = codes.hash_code(code, self._pepper)
-                if not await self._code_taken(code_hash):
-                    break
-            else:  # pragma: no cover - five collisions in a 10^10 space
-                raise Conflict("could not allocate a unique session code; try again")
+            code, code_hash = await self._unique_code("session")
             session = SessionRecord(
                 id=secrets.token_urlsafe(16),
                 case_number=case.number,
@@ -287,15 +281,22 @@ class SessionService:
             raise Conflict("the session has ended")
         return await self._issue_handoff(session, customer_actor(session.id, client_addr))
 
-    async def _issue_handoff(self, session: SessionRecord, actor: Actor) -> NewHandoff:
-        now = self._clock()
+    async def _unique_code(self, what: str) -> tuple[str, str]:
+        """A fresh code and its hash, equal to no live session or handoff code.
+
+        Raises:
+            Conflict: five draws collided (in a 10^10 space: never, in practice).
+        """
         for _ in range(5):
             code = codes.generate_code(self._settings.code_digits)
             code_hash = codes.hash_code(code, self._pepper)
             if not await self._code_taken(code_hash):
-                break
-        else:  # pragma: no cover - five collisions in a 10^10 space
-            raise Conflict("could not allocate a unique handoff code; try again")
+                return code, code_hash
+        raise Conflict(f"could not allocate a unique {what} code; try again")  # pragma: no cover
+
+    async def _issue_handoff(self, session: SessionRecord, actor: Actor) -> NewHandoff:
+        now = self._clock()
+        code, code_hash = await self._unique_code("handoff")
         handoff = self._handoffs.issue(code_hash, session.id, session.case_number, now)
         async with transaction(self._store):
             await self._audit.record(

@@ -253,6 +253,35 @@ async def eventually(predicate: Callable[[], Any], what: str) -> Any:
         await asyncio.sleep(0.02)
 
 
+async def dark_pixels(page: Page, box: tuple[int, int, int, int]) -> int:
+    """How many canvas pixels in (x, y, w, h) are dark, as the glyphs of the xterm's text."""
+    count: int = await page.evaluate(
+        """([x, y, w, h]) => {
+            const data = document.getElementById('screen').getContext('2d')
+                .getImageData(x, y, w, h).data;
+            let dark = 0;
+            for (let i = 0; i < data.length; i += 4) {
+                if (data[i] + data[i + 1] + data[i + 2] < 300) dark += 1;
+            }
+            return dark;
+        }""",
+        list(box),
+    )
+    return count
+
+
+async def eventually_async(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """`eventually` for a probe that has to ask the page."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
+        await asyncio.sleep(0.05)
+
+
 async def console_signed_in(
     chromium: Browser, site: Site, user: str, shown: str, problems: list[str]
 ) -> Page:

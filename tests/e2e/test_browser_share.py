@@ -24,7 +24,7 @@ import asyncio
 import base64
 import os
 import statistics
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,7 +38,9 @@ from tests.e2e.conftest_pages import (
     Site,
     chromium,
     console_signed_in,
+    dark_pixels,
     eventually,
+    eventually_async,
     open_session,
     site,
 )
@@ -197,31 +199,6 @@ async def _quiet(page: Page, still: float = 1.5) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _dark_pixels(page: Page, box: tuple[int, int, int, int]) -> int:
-    count: int = await page.evaluate(
-        """([x, y, w, h]) => {
-            const data = document.getElementById('screen').getContext('2d')
-                .getImageData(x, y, w, h).data;
-            let dark = 0;
-            for (let i = 0; i < data.length; i += 4) {
-                if (data[i] + data[i + 1] + data[i + 2] < 300) dark += 1;
-            }
-            return dark;
-        }""",
-        list(box),
-    )
-    return count
-
-
-async def _until_async(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not (value := await probe()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
-        await asyncio.sleep(0.05)
-    return value
-
-
 async def test_the_customer_shares_from_chromium_and_the_console_sees_ciphertext_only(
     site: Site,
     chromium: Browser,
@@ -264,6 +241,9 @@ async def test_the_customer_shares_from_chromium_and_the_console_sees_ciphertext
     await expect(question).to_contain_text("¿Puede Rita Reyes ver su pantalla?")
     await expect(question.locator(".share-yes")).to_have_text("Sí, mostrar mi pantalla")
     await customer.click(".lang-btn[data-lang='en']")
+    # Nothing leaves the page before the customer's yes: no capture, not one binary frame.
+    await expect(customer.locator("#share-status")).to_have_attribute("data-state", "ready")
+    assert page_wire.frames == [] and console_wire.frames == [], "a frame before consent"
     await question.locator(".share-yes").click()
 
     # The console draws the customer's X screen: the colour blocks and the root colour.
@@ -302,7 +282,7 @@ async def test_the_customer_shares_from_chromium_and_the_console_sees_ciphertext
     )
     await eventually(lambda: TYPED in story_display.typed_text(), "the line typed in the xterm")
     # The typed line is drawn on the console's canvas (dark glyphs on the xterm's first line).
-    await _until_async(lambda: _dark_pixels(console, LINE), "the echo on the console")
+    await eventually_async(lambda: dark_pixels(console, LINE), "the echo on the console")
 
     # Nothing the page encoded crossed the broker in the clear, not even a piece of it.
     images = [

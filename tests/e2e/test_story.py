@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,9 @@ from tests.e2e.conftest_pages import (
     Site,
     TabFactory,
     chromium,
+    dark_pixels,
     eventually,
+    eventually_async,
     screenshot,
     site,
     tabs,
@@ -204,35 +205,6 @@ async def _page_point(page: Page, x: int, y: int) -> tuple[float, float]:
     return left + (x + 0.5) * scale, top + (y + 0.5) * scale
 
 
-async def _dark_pixels(page: Page, box: tuple[int, int, int, int]) -> int:
-    """How many canvas pixels in (x, y, w, h) are dark, as the glyphs of the xterm's text."""
-    count: int = await page.evaluate(
-        """([x, y, w, h]) => {
-            const data = document.getElementById('screen').getContext('2d')
-                .getImageData(x, y, w, h).data;
-            let dark = 0;
-            for (let i = 0; i < data.length; i += 4) {
-                if (data[i] + data[i + 1] + data[i + 2] < 300) dark += 1;
-            }
-            return dark;
-        }""",
-        list(box),
-    )
-    return count
-
-
-async def eventually_async(probe: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """`eventually` for a probe that has to ask the page."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not within {WAIT_S:.0f} s: {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _audit_actions(site: Site, session_id: str) -> list[str]:
     rows = await site.services.audit.search(AuditQuery(session_id=session_id, limit=1000))
     return [row_to_json(row)["action"] for row in rows]
@@ -328,7 +300,7 @@ async def test_the_whole_story(
     await eventually(lambda: story_display.pointer() == (210, 130), "the pointer at 210,130")
     await console.set_viewport_size({"width": 1440, "height": 900})
     x, y = await _page_point(console, 210, 130)
-    assert await _dark_pixels(console, TEXT_STRIP) == 0
+    assert await dark_pixels(console, TEXT_STRIP) == 0
     # Special keys and modifiers too: Control+U erases the line in the tty, Backspace a letter.
     await console.keyboard.type("garbage")
     await console.keyboard.press("Control+u")
@@ -341,7 +313,7 @@ async def test_the_whole_story(
     )
     assert story_display.typed_text() == "hello from the console\n"
     # The echo comes back as screen updates: the typed text is drawn on the console's canvas.
-    await eventually_async(lambda: _dark_pixels(console, LINE_END), "the echo on the canvas")
+    await eventually_async(lambda: dark_pixels(console, LINE_END), "the echo on the canvas")
     await screenshot(console, "console.png")
 
     # 6. The customer revokes control on their page: typing has no effect any more.

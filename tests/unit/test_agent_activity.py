@@ -7,28 +7,22 @@ agent's own consent record (admit, control, the customer's stop commands, a view
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agent_client.capture import TestPatternSource
 from agent_client.prompt import Activity, ActivityDisplay, Command, TerminalPrompt, Watcher
-from agent_client.session import AgentOptions, AgentSession, ExitStatus, JoinInfo
+from agent_client.session import ExitStatus
 from agent_client.texts import TEXTS
 from agent_client.transport import TransportClosed
 from rsb_protocol.close_codes import CloseCode
 from rsb_protocol.messages import Leave, Permission
 from tests.unit.test_agent_session import (
-    CASE,
-    SID,
     WAIT,
-    FakeBroker,
-    RecordingInjector,
     Rig,
     ScriptedPrompt,
     Viewer,
+    running_session,
 )
 
 
@@ -45,27 +39,9 @@ class WatchingPrompt(ScriptedPrompt):
 
 @pytest.fixture
 async def watched() -> AsyncIterator[tuple[Rig, WatchingPrompt]]:
-    executor = ThreadPoolExecutor(max_workers=1)
-    injected: list[tuple[object, ...]] = []
-    source = TestPatternSource(128, 96)
-    broker, prompt = FakeBroker(), WatchingPrompt()
-    session = AgentSession(
-        JoinInfo(SID, CASE, "token", "Alice Martin", "L2", "http://127.0.0.1"),
-        broker.connect,
-        prompt,
-        source,
-        executor=executor,
-        injector_factory=lambda: RecordingInjector(injected),
-        options=AgentOptions(max_fps=200, window=3),
-        rng=random.Random(7),
-    )
-    rig = Rig(session, broker, prompt, source, injected)
-    rig.task = asyncio.create_task(session.run())
-    yield rig, prompt
-    if not rig.task.done():
-        session.request_end("test over")
-        await asyncio.wait_for(rig.task, WAIT)
-    executor.shutdown()
+    prompt = WatchingPrompt()
+    async with running_session(prompt) as rig:
+        yield rig, prompt
 
 
 def test_only_prompts_with_an_indicator_are_told() -> None:

@@ -295,12 +295,14 @@ def _type(data: object) -> FrameType | str:
     return parse_message(data, MAX).TYPE
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
+@asynccontextmanager
+async def running_session(prompt: ScriptedPrompt) -> AsyncIterator[Rig]:
+    """An agent session on a test pattern, run against the fake broker, asking ``prompt``;
+    ended and waited for on the way out."""
     executor = ThreadPoolExecutor(max_workers=1)
     injected: list[tuple[object, ...]] = []
     source = TestPatternSource(128, 96)
-    broker, prompt = FakeBroker(), ScriptedPrompt()
+    broker = FakeBroker()
     session = AgentSession(
         JoinInfo(SID, CASE, "token", "Alice Martin", "L2", "http://127.0.0.1"),
         broker.connect,
@@ -313,11 +315,19 @@ async def rig() -> AsyncIterator[Rig]:
     )
     rig = Rig(session, broker, prompt, source, injected)
     rig.task = asyncio.create_task(session.run())
-    yield rig
-    if not rig.task.done():
-        session.request_end("test over")
-        await asyncio.wait_for(rig.task, WAIT)
-    executor.shutdown()
+    try:
+        yield rig
+    finally:
+        if not rig.task.done():
+            session.request_end("test over")
+            await asyncio.wait_for(rig.task, WAIT)
+        executor.shutdown()
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with running_session(ScriptedPrompt()) as running:
+        yield running
 
 
 async def test_nothing_is_captured_or_sent_before_the_customer_says_yes(rig: Rig) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -23,6 +22,7 @@ from broker.relay.room import AGENT_JOIN, BROWSER_JOIN, Room, Send
 from rsb_protocol import messages as msg
 from rsb_protocol.errors import InvalidMessage
 from rsb_protocol.framing import AGENT_SLOT
+from tests.unit.test_room_core import Sink
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 
@@ -63,26 +63,6 @@ def test_join_carries_the_source_only_for_a_browser() -> None:
     assert BROWSER_JOIN.to_dict()["source"] == "browser"
     assert BROWSER_JOIN.slot == AGENT_SLOT
     assert msg.parse_message(BROWSER_JOIN.to_json(), 1024) == BROWSER_JOIN
-
-
-@dataclass(eq=False)
-class Sink:
-    """A peer as the room sees it; records what it is sent."""
-
-    kind: str
-    participant: str
-    slot: int
-    display_name: str = ""
-    level: str | None = None
-    role: str = ""
-    sent: list[msg.Message] = field(default_factory=list)
-
-    def send(self, message: msg.Message) -> None:
-        self.sent.append(message)
-
-    @property
-    def closed(self) -> bool:
-        return False
 
 
 async def _no_audit(actor: Actor, action: str, details: Mapping[str, Any]) -> None:

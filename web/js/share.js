@@ -19,7 +19,7 @@ import { AGENT_SLOT, CUSTOMER_SLOT, DEFAULT_MAX_FRAME_SIZE, FrameType, RECORDING
 import { GroupSender, KeyPair, PairwiseChannel, PublicKey, Side, supportedAlgorithms } from "./e2e.js";
 import { b64decode, b64encode, encodeMessage, parseMessage } from "./messages.js";
 import { readback } from "./readback.js";
-import { AfterClose, afterClose, closeReason, openSocket, socketUrl } from "./socket.js";
+import { AfterClose, afterClose, closeReason, openSocket, sendIfOpen, socketUrl } from "./socket.js";
 import { CloseCode } from "./wire.js";
 
 export const SOFTWARE = "rsb-browser-share/0.1";
@@ -613,15 +613,11 @@ export class BrowserShare extends EventTarget {
   // --- outgoing -----------------------------------------------------------------------------
 
   sendText(type, fields) {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(encodeMessage(type, fields));
-    return true;
+    return sendIfOpen(this.ws, encodeMessage(type, fields));
   }
 
   sendBinary(bytes) {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(bytes);
-    return true;
+    return sendIfOpen(this.ws, bytes);
   }
 
   /** Carry out what the consent record decided: messages, questions, a new epoch, a keyframe. */

@@ -1,7 +1,7 @@
-// The pages' WebSocket to the relay: the endpoint's address, the handshake, and what a close
-// code means. Shared by the console's viewer (viewer.js) and the customer page
-// (customer-live.js); each applies the close verdict its own way (docs/api.md, "WebSocket
-// close codes"), from the one table in wire.js.
+// The pages' WebSocket to the relay: the endpoint's address, the handshake, sending, and what
+// a close code means. Shared by the console's viewer (viewer.js), the customer page
+// (customer-live.js) and its browser share (share.js); each applies the close verdict its own
+// way (docs/api.md, "WebSocket close codes"), from the one table in wire.js.
 //
 // The token is offered as a subprotocol next to rsb.v1: a browser cannot set headers on a
 // WebSocket, and a token in the URL would end up in access logs and proxies.
@@ -26,4 +26,11 @@ export function openSocket(url, token) {
 /** The broker's close reason, or the protocol's explanation of the code when it gave none. */
 export function closeReason(event) {
   return event.reason || CLOSE_CODE_EXPLANATIONS[event.code] || "closed";
+}
+
+/** Send `data` (text or bytes) if `ws` is open; false (nothing sent) otherwise. */
+export function sendIfOpen(ws, data) {
+  if (ws?.readyState !== WebSocket.OPEN) return false;
+  ws.send(data);
+  return true;
 }

@@ -22,7 +22,7 @@ import { GroupReceiver, KeyPair, PairwiseChannel, PublicKey, Side, supportedAlgo
 import { b64decode, b64encode, cleanText, encodeMessage, parseMessage } from "./messages.js";
 import { readback } from "./readback.js";
 import { parseCursor, parseUpdate } from "./screen.js";
-import { AfterClose, afterClose, closeReason, openSocket, socketUrl } from "./socket.js";
+import { AfterClose, afterClose, closeReason, openSocket, sendIfOpen, socketUrl } from "./socket.js";
 import { CONSENT_REASON_MAX, CloseCode } from "./wire.js";
 
 const SOFTWARE = "rsb-console/0.1";
@@ -200,15 +200,11 @@ export class Viewer extends EventTarget {
   }
 
   sendText(type, fields) {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(encodeMessage(type, fields));
-    return true;
+    return sendIfOpen(this.ws, encodeMessage(type, fields));
   }
 
   sendBinary(bytes) {
-    if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(bytes);
-    return true;
+    return sendIfOpen(this.ws, bytes);
   }
 
   /** Ask for control; `reason` is shown to the customer (one line, cut as the broker cuts it). */
